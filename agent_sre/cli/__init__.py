@@ -1,0 +1,23 @@
+"""The `agent-sre` command. Each sub-command lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from . import select as select_command
+
+app = typer.Typer(
+    help="agent-sre: picks one remediation lambda function per firing alert and triggers it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("select")(select_command.select)
+
+
+@app.callback()
+def _root() -> None:
+    """agent-sre: picks one remediation lambda function per firing alert and triggers it."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,95 @@
+"""`agent-sre select`: one-shot selection, no broker."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+from ..errors import AgentSreError, InputError
+from ..schemas.alert import Alert, parse_alerts
+from ..schemas.catalog import load_catalog
+from ..selectors.base import SelectorContext, create_selectors, start_selectors
+from ..selectors.chain import Chain
+from .common import fail, load_settings, read_text_argument
+
+
+def select(
+    alert_json: Annotated[
+        str | None, typer.Argument(metavar="[JSON | -]", help="An alert object, a structured CloudEvent or an Alertmanager webhook.")
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="JSON Lines input: one output line per input line, in order.")
+    ] = None,
+    selectors: Annotated[
+        str | None, typer.Option(help="Comma list overriding AGENT_SRE_SELECTORS, e.g. static,rules.")
+    ] = None,
+) -> None:
+    """Print one decision JSON per alert: lambda_function (null if undecided), parameters,
+    confidence, method, reasoning and phases."""
+    overrides: dict[str, Any] = {}
+    if selectors:
+        overrides["selectors"] = [name.strip() for name in selectors.split(",") if name.strip()]
+    settings = load_settings(**overrides)
+    try:
+        catalog = load_catalog(settings.catalog_path)
+        chain_selectors = create_selectors(settings.selectors, SelectorContext(settings, catalog))
+    except AgentSreError as exc:
+        fail(str(exc))
+    chain = Chain(chain_selectors, catalog, settings)
+    if file is not None:
+        asyncio.run(_select_lines(chain, file))
+    else:
+        asyncio.run(_select_one(chain, read_text_argument(alert_json)))
+
+
+async def _select_one(chain: Chain, text: str) -> None:
+    await start_selectors(chain.selectors)
+    try:
+        alerts = alerts_from_json(text)
+    except InputError as exc:
+        fail(f"{exc.reason}: {exc}")
+    for alert in alerts:
+        typer.echo(await _decide_json(chain, alert))
+
+
+async def _select_lines(chain: Chain, path: Path) -> None:
+    await start_selectors(chain.selectors)
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}")
+    failed = 0
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            alerts = alerts_from_json(line)
+        except InputError as exc:
+            failed += 1
+            typer.echo(f"error: {path}:{number}: {exc.reason}: {exc}", err=True)
+            typer.echo(orjson.dumps({"error": exc.reason, "line": number, "message": str(exc)}).decode())
+            continue
+        decisions = [orjson.loads(await _decide_json(chain, alert)) for alert in alerts]
+        typer.echo(orjson.dumps(decisions[0] if len(decisions) == 1 else decisions).decode())
+    if failed:
+        raise typer.Exit(1)
+
+
+def alerts_from_json(text: str) -> list[Alert]:
+    """An alert, an Alertmanager webhook, or a structured CloudEvent carrying either."""
+    try:
+        payload = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise InputError("invalid_json", f"input is not JSON: {exc}") from exc
+    if isinstance(payload, dict) and "specversion" in payload and "data" in payload:
+        payload = payload["data"]
+    return parse_alerts(payload)
+
+
+async def _decide_json(chain: Chain, alert: Alert) -> str:
+    decision = await chain.decide(alert)
+    return orjson.dumps(decision.model_dump(mode="json")).decode()

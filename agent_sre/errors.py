@@ -1,0 +1,36 @@
+"""The one exception tree of agent-sre.
+
+    AgentSreError
+    ├── ConfigError            settings or a data file cannot be used
+    ├── InputError             an incoming event cannot be turned into alerts
+    │     (carries `reason`, the dead-letter reason: invalid_json, too_large, ...)
+    ├── CatalogError           a decision does not fit the catalog (unknown function,
+    │                          a parameter not taken from the alert, a denied namespace)
+    └── TransientError         worth retrying later (unconfirmed publish, lost connection)
+
+Third-party errors are translated at the boundaries with `raise ... from exc`.
+"""
+
+
+class AgentSreError(Exception):
+    """Base of every error raised on purpose by agent-sre."""
+
+
+class ConfigError(AgentSreError):
+    """Settings, the catalog or another data file cannot be used; the message says what to fix."""
+
+
+class InputError(AgentSreError):
+    """An incoming event cannot be turned into alerts; `reason` is the dead-letter reason."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class CatalogError(AgentSreError):
+    """A decision does not pass catalog validation."""
+
+
+class TransientError(AgentSreError):
+    """A failure that may pass on a later attempt."""

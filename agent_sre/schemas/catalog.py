@@ -1,0 +1,178 @@
+"""The catalog of lambda functions, and the check every decision passes before it is acted on.
+
+A parameter's `sources` name the alert labels that may supply it, in order of preference.
+A source may carry a transform after a colon:
+- `instance:host`  the host part of the label's value (`node-1:9100` -> `node-1`);
+- `service:pair`   `label=value`, a Kubernetes label selector (`service=api`);
+- `statefulset:key` the label's own name, when the label is present (`statefulset`).
+A value is accepted only when it equals what one of its sources yields for this alert (or the
+catalog default) and matches the parameter's pattern, so no selector can invent a value.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..errors import CatalogError, ConfigError
+from .alert import Alert
+from .decision import Proposal
+
+ESCALATE = "escalate"
+_TRANSFORMS = {"", "host", "pair", "key"}
+
+
+class ParameterSpec(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    sources: list[str]
+    pattern: str
+    required: bool = True
+    default: str | None = None
+    description: str = ""
+
+    @field_validator("sources")
+    @classmethod
+    def _known_transforms(cls, sources: list[str]) -> list[str]:
+        for source in sources:
+            if source.partition(":")[2] not in _TRANSFORMS:
+                raise ValueError(f"unknown transform in source {source!r}; use one of {sorted(_TRANSFORMS)}")
+        return sources
+
+    @cached_property
+    def regex(self) -> re.Pattern[str]:
+        return re.compile(self.pattern)
+
+    def candidates(self, alert: Alert) -> list[str]:
+        """Every value this alert can supply, in order of preference."""
+        values = [v for v in (_apply(source, alert.labels) for source in self.sources) if v]
+        if self.default is not None:
+            values.append(self.default)
+        return values
+
+    def resolve(self, alert: Alert) -> str | None:
+        """The preferred value that also matches the pattern, if any."""
+        return next((v for v in self.candidates(alert) if self.regex.fullmatch(v)), None)
+
+
+class FunctionSpec(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    description: str
+    risk: Literal["none", "low", "medium", "high"]
+    parameters: list[ParameterSpec] = Field(default_factory=list)
+    when: list[str] = Field(default_factory=list)  # the situations it is for, in words
+
+
+class Rule(BaseModel):
+    """A last-resort pattern: all given regexes must match (case-insensitive, anywhere)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    function: str
+    alertname: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    summary: str | None = None
+    confidence: float = Field(default=0.8, ge=0, le=1)
+
+
+class Catalog(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    functions: list[FunctionSpec]
+    rules: list[Rule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> Catalog:
+        names = [f.name for f in self.functions]
+        if len(set(names)) != len(names):
+            raise ValueError("function names must be unique")
+        unknown = {r.function for r in self.rules} - set(names)
+        if unknown:
+            raise ValueError(f"rules name unknown functions: {sorted(unknown)}")
+        return self
+
+    @cached_property
+    def by_name(self) -> dict[str, FunctionSpec]:
+        return {f.name: f for f in self.functions}
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.functions]
+
+    def resolve(self, function: str, alert: Alert) -> dict[str, str]:
+        """Fill a function's parameters from the alert's labels; missing ones are left out."""
+        spec = self._spec(function)
+        return {p.name: v for p in spec.parameters if (v := p.resolve(alert)) is not None}
+
+    def validate_proposal(self, proposal: Proposal, alert: Alert, denied_namespaces: set[str]) -> dict[str, str]:
+        """Return the proposal's parameters if every one is safe to act on; raise CatalogError if not."""
+        spec = self._spec(proposal.lambda_function)
+        known = {p.name: p for p in spec.parameters}
+        extra = set(proposal.parameters) - set(known)
+        if extra:
+            raise CatalogError(f"{spec.name} takes no parameter {sorted(extra)}")
+        for param in spec.parameters:
+            value = proposal.parameters.get(param.name)
+            if value is None:
+                if param.required:
+                    raise CatalogError(f"{spec.name}: required parameter {param.name!r} is missing")
+                continue
+            if not param.regex.fullmatch(value):
+                raise CatalogError(f"{spec.name}: {param.name}={value!r} does not match {param.pattern}")
+            if value not in param.candidates(alert):
+                raise CatalogError(
+                    f"{spec.name}: {param.name}={value!r} does not come from the alert's labels {param.sources}"
+                )
+            if param.name == "namespace" and value in denied_namespaces:
+                raise CatalogError(f"{spec.name}: namespace {value!r} is on the deny list")
+        return dict(proposal.parameters)
+
+    def _spec(self, function: str) -> FunctionSpec:
+        try:
+            return self.by_name[function]
+        except KeyError:
+            raise CatalogError(f"unknown lambda function {function!r}") from None
+
+
+def load_catalog(path: Path | None = None) -> Catalog:
+    """The catalog at `path`, or the one shipped in the package."""
+    try:
+        if path is None:
+            text = resources.files("agent_sre.data").joinpath("catalog.json").read_text()
+        else:
+            text = Path(path).read_text()
+        return Catalog.model_validate(json.loads(text))
+    except OSError as exc:
+        raise ConfigError(f"catalog {path} cannot be read: {exc.strerror}") from exc
+    except (json.JSONDecodeError, ValidationError) as exc:
+        raise ConfigError(f"catalog {path or '(built-in)'} is invalid: {exc}") from exc
+
+
+def _apply(source: str, labels: dict[str, str]) -> str | None:
+    label, _, transform = source.partition(":")
+    value = labels.get(label)
+    if not value:
+        return None
+    if transform == "":
+        return value
+    if transform == "host":
+        return _host_part(value)
+    if transform == "pair":
+        return f"{label}={value}"
+    return label  # "key"
+
+
+def _host_part(instance: str) -> str:
+    if instance.startswith("["):  # [::1]:9100
+        return instance[1:].split("]", 1)[0]
+    host, sep, port = instance.rpartition(":")
+    return host if sep and port.isdigit() else instance

@@ -1,0 +1,87 @@
+"""The selector protocol and plugin discovery.
+
+A selector is pure: `async select(alert) -> Proposal | None`, where None means "no opinion,
+ask the next one". It imports nothing from the broker and records no metrics; the chain
+does that around it. Third parties register a factory under the entry-point group
+`agent_sre.selectors`:
+
+    [project.entry-points."agent_sre.selectors"]
+    mine = "my_package.selector:create"     # create(context: SelectorContext) -> Selector
+
+A selector may also define `async start()` (load a model; the worker is not ready until it
+returns) and `async close()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Protocol, runtime_checkable
+
+from ..errors import ConfigError
+from ..schemas.alert import Alert
+from ..schemas.catalog import Catalog
+from ..schemas.decision import Proposal
+from ..settings import Settings
+
+ENTRY_POINT_GROUP = "agent_sre.selectors"
+
+
+@runtime_checkable
+class Selector(Protocol):
+    name: str
+
+    async def select(self, alert: Alert) -> Proposal | None: ...
+
+
+@dataclass(frozen=True)
+class SelectorContext:
+    """What a selector factory gets: the settings and the catalog it must answer from."""
+
+    settings: Settings
+    catalog: Catalog
+
+
+SelectorFactory = Callable[[SelectorContext], Selector]
+
+
+def available_selectors() -> dict[str, SelectorFactory]:
+    """Every installed selector factory, keyed by name."""
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}  # type: ignore[misc]
+
+
+def create_selectors(names: list[str], context: SelectorContext) -> list[Selector]:
+    """Build the named selectors, in order; raise ConfigError naming what is installed."""
+    if not names:
+        raise ConfigError("no selectors configured: set AGENT_SRE_SELECTORS, e.g. static,rules")
+    installed = available_selectors()
+    missing = [name for name in names if name not in installed]
+    if missing:
+        raise ConfigError(
+            f"unknown selector(s) {', '.join(missing)}; installed: {', '.join(sorted(installed)) or 'none'}"
+        )
+    if len(set(names)) != len(names):
+        raise ConfigError(f"a selector is listed twice in {','.join(names)}")
+    selectors = []
+    for name in names:
+        selector = installed[name].load()(context)
+        if not isinstance(selector, Selector):
+            raise ConfigError(f"selector {name!r} does not implement `name` and `async select(alert)`")
+        selectors.append(selector)
+    return selectors
+
+
+async def start_selectors(selectors: list[Selector]) -> None:
+    """Run each selector's optional `start()` (model loading) once, in order."""
+    for selector in selectors:
+        start = getattr(selector, "start", None)
+        if start is not None:
+            await start()
+
+
+async def close_selectors(selectors: list[Selector]) -> None:
+    for selector in selectors:
+        close = getattr(selector, "close", None)
+        if close is not None:
+            await close()

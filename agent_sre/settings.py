@@ -1,0 +1,114 @@
+"""All configuration, read once from `AGENT_SRE_*` environment variables (or a .env file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .errors import ConfigError
+
+DEFAULT_SELECTORS = ["static", "rules"]
+DEFAULT_EVENT_TYPE = "io.homelab.prometheus.alert.fired"
+CommaList = Annotated[list[str], NoDecode]
+
+
+class SelectorOptions(BaseModel):
+    """Per-selector overrides, e.g. AGENT_SRE_SELECTOR_OPTIONS='{"trm": {"threshold": 0.8}}'."""
+
+    timeout_s: float | None = Field(default=None, gt=0)
+    threshold: float | None = Field(default=None, ge=0, le=1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AGENT_SRE_", env_file=".env", extra="ignore", env_nested_delimiter="__"
+    )
+
+    # Broker
+    amqp_url: SecretStr | None = None
+    amqp_url_file: Path | None = None
+    input_exchange: str = "agent-sre.alerts"
+    input_exchange_type: str = "headers"
+    input_queue: str = "agent-sre.alerts"
+    output_exchange: str = "agent-sre.triggers"
+    output_exchange_type: str = "headers"
+    # An unroutable trigger (nothing bound to the output exchange) counts as a failed publish.
+    output_mandatory: bool = True
+    prefetch: int = Field(default=32, ge=1)
+    concurrency: int = Field(default=16, ge=1)
+    # Quorum-queue delivery limit: a message requeued this often (crash loops) is dead-lettered.
+    delivery_limit: int = Field(default=20, ge=1)
+
+    # Input
+    accepted_types: CommaList = [DEFAULT_EVENT_TYPE]
+    max_event_bytes: int = Field(default=1_048_576, ge=1024)
+
+    # HTTP ingress
+    http_host: str = "0.0.0.0"
+    http_port: int = 8080
+    http_token: SecretStr | None = None
+    http_token_file: Path | None = None
+
+    # Selection
+    selectors: CommaList = DEFAULT_SELECTORS
+    selector_timeout_s: float = Field(default=2.0, gt=0)
+    selector_threshold: float = Field(default=0.7, ge=0, le=1)
+    selector_options: dict[str, SelectorOptions] = {}
+    catalog_path: Path | None = None
+    denied_namespaces: CommaList = ["kube-system", "kube-public", "kube-node-lease"]
+
+    # Failures
+    retry_max_attempts: int = Field(default=5, ge=1)
+    retry_base_delay_s: float = Field(default=1.0, gt=0)
+    retry_max_delay_s: float = Field(default=60.0, gt=0)
+
+    # Rate limits and loop prevention (state is per process: each replica keeps its own)
+    rate_limit_burst: int = Field(default=5, ge=1)
+    rate_limit_per_minute: float = Field(default=2.0, gt=0)
+    cooldown_s: float = Field(default=600.0, ge=0)
+    dedup_ttl_s: float = Field(default=86_400.0, gt=0)
+
+    # Observability
+    audit_log: Path | None = None  # None: audit records go to stdout with the logs
+    log_level: str = "INFO"
+
+    @field_validator("accepted_types", "selectors", "denied_namespaces", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _read_secret_files(self) -> Settings:
+        if self.amqp_url_file is not None:
+            self.amqp_url = SecretStr(_read_secret(self.amqp_url_file, "AGENT_SRE_AMQP_URL_FILE"))
+        if self.http_token_file is not None:
+            self.http_token = SecretStr(_read_secret(self.http_token_file, "AGENT_SRE_HTTP_TOKEN_FILE"))
+        return self
+
+    def require_amqp_url(self) -> str:
+        if self.amqp_url is None or not self.amqp_url.get_secret_value():
+            raise ConfigError(
+                "no broker configured: set AGENT_SRE_AMQP_URL (e.g. amqp://guest:guest@127.0.0.1:5672/) "
+                "or AGENT_SRE_AMQP_URL_FILE to a file holding it"
+            )
+        return self.amqp_url.get_secret_value()
+
+    def selector_timeout(self, name: str) -> float:
+        options = self.selector_options.get(name)
+        return options.timeout_s if options and options.timeout_s else self.selector_timeout_s
+
+    def selector_min_confidence(self, name: str) -> float:
+        options = self.selector_options.get(name)
+        return options.threshold if options and options.threshold is not None else self.selector_threshold
+
+
+def _read_secret(path: Path, variable: str) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"{variable}={path} cannot be read: {exc.strerror}") from exc

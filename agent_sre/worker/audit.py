@@ -1,0 +1,32 @@
+"""The audit trail: one JSON line per decision, with its phases and what was done about it."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+
+
+class AuditLog:
+    """Appends JSON lines to a file (or stdout when no path is set) and flushes each one."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._stream: TextIO = path.open("a", encoding="utf-8") if path else sys.stdout
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, record: dict[str, Any]) -> None:
+        line = orjson.dumps({"ts": datetime.now(timezone.utc).isoformat(), "audit": True, **record}).decode()
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+
+    def close(self) -> None:
+        if self.path is not None:
+            self._stream.close()

@@ -1,0 +1,54 @@
+"""Prometheus metrics: declared once here, with an injected registry.
+
+Label values come only from enums, selector names and catalog function names, never from
+alert content, so an alert storm cannot blow up cardinality.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from ..schemas.decision import Outcome, Phase
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+_CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None, prefix: str = "agent_sre") -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.events = Counter(f"{prefix}_events", "Events received, by CloudEvent type and outcome.", ["type", "outcome"], registry=r)
+        self.decisions = Counter(f"{prefix}_decisions", "Decisions, by the selector that made them and function.", ["selector", "function"], registry=r)
+        self.confidence = Histogram(f"{prefix}_selector_confidence", "Confidence of each selector's proposals.", ["selector"], buckets=_CONFIDENCE_BUCKETS, registry=r)
+        self.latency = Histogram(f"{prefix}_selector_latency_seconds", "Time each selector took.", ["selector"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.fallbacks = Counter(f"{prefix}_fallbacks", "Selector turns that passed to the next, by reason.", ["selector", "reason"], registry=r)
+        self.dead_letters = Counter(f"{prefix}_dead_letters", "Messages dead-lettered, by reason.", ["reason"], registry=r)
+        self.retries = Counter(f"{prefix}_retries", "Messages sent to a retry delay queue, by reason.", ["reason"], registry=r)
+        self.suppressions = Counter(f"{prefix}_suppressions", "Triggers suppressed, by reason.", ["reason"], registry=r)
+        self.triggers = Counter(f"{prefix}_triggers_published", "Trigger events published and confirmed.", ["function"], registry=r)
+
+    # ChainObserver
+    def phase(self, phase: Phase) -> None:
+        self.latency.labels(phase.selector).observe(phase.ms / 1000)
+        if phase.confidence is not None:
+            self.confidence.labels(phase.selector).observe(phase.confidence)
+        if phase.outcome is Outcome.DECIDED:
+            self.decisions.labels(phase.selector, phase.lambda_function or "").inc()
+        else:
+            self.fallbacks.labels(phase.selector, phase.outcome.value).inc()
+
+    def event(self, event_type: str, outcome: str) -> None:
+        self.events.labels(event_type, outcome).inc()
+
+    def dead_letter(self, reason: str) -> None:
+        self.dead_letters.labels(reason).inc()
+
+    def retry(self, reason: str) -> None:
+        self.retries.labels(reason).inc()
+
+    def suppressed(self, reason: str) -> None:
+        self.suppressions.labels(reason).inc()
+
+    def trigger_published(self, function: str) -> None:
+        self.triggers.labels(function).inc()
