@@ -65,8 +65,10 @@ def _parse_one(item: Any, index: int) -> Alert:
     where = f"alert #{index}"
     if not isinstance(item, dict):
         raise InputError("invalid_alert", f"{where} must be a JSON object")
-    labels = item.get("labels")
-    if not isinstance(labels, dict) or "alertname" not in labels:
+    labels = item.get("labels", {})
+    if not isinstance(labels, dict):
+        raise InputError("invalid_alert", f"{where}: labels must be a JSON object")
+    if "alertname" not in labels:
         raise InputError("missing_alertname", f"{where} has no labels.alertname")
     try:
         alert = Alert.model_validate(item)
