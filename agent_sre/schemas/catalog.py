@@ -5,8 +5,9 @@ A source may carry a transform after a colon:
 - `instance:host`  the host part of the label's value (`node-1:9100` -> `node-1`);
 - `service:pair`   `label=value`, a Kubernetes label selector (`service=api`);
 - `statefulset:key` the label's own name, when the label is present (`statefulset`).
-A value is accepted only when it equals what one of its sources yields for this alert (or the
-catalog default) and matches the parameter's pattern, so no selector can invent a value.
+A value is accepted only when it equals what the first source present in the alert yields (or
+the catalog default, when none is) and matches the parameter's pattern, so no selector can
+invent a value or pick a less specific label.
 """
 
 from __future__ import annotations
@@ -57,9 +58,18 @@ class ParameterSpec(BaseModel):
             values.append(self.default)
         return values
 
+    def preferred(self, alert: Alert) -> str | None:
+        """The value of the first source this alert has, else the default."""
+        return next(iter(self.candidates(alert)), None)
+
     def resolve(self, alert: Alert) -> str | None:
-        """The preferred value that also matches the pattern, if any."""
-        return next((v for v in self.candidates(alert) if self.regex.fullmatch(v)), None)
+        """The preferred value, if it matches the pattern.
+
+        A malformed preferred value is not skipped for a later source: that one may name another
+        object (with `exported_namespace` set, `namespace` is the exporter's own namespace).
+        """
+        value = self.preferred(alert)
+        return value if value is not None and self.regex.fullmatch(value) else None
 
 
 class FunctionSpec(BaseModel):
@@ -128,9 +138,10 @@ class Catalog(BaseModel):
                 continue
             if not param.regex.fullmatch(value):
                 raise CatalogError(f"{spec.name}: {param.name}={value!r} does not match {param.pattern}")
-            if value not in param.candidates(alert):
+            if value != param.preferred(alert):
                 raise CatalogError(
-                    f"{spec.name}: {param.name}={value!r} does not come from the alert's labels {param.sources}"
+                    f"{spec.name}: {param.name}={value!r} is not what the alert's labels give "
+                    f"(the first of {param.sources} present)"
                 )
             if param.name == "namespace" and value in denied_namespaces:
                 raise CatalogError(f"{spec.name}: namespace {value!r} is on the deny list")
@@ -175,4 +186,5 @@ def _host_part(instance: str) -> str:
     if instance.startswith("["):  # [::1]:9100
         return instance[1:].split("]", 1)[0]
     host, sep, port = instance.rpartition(":")
-    return host if sep and port.isdigit() else instance
+    # A bare IPv6 address has colons but no port to strip.
+    return host if sep and port.isdigit() and ":" not in host else instance
