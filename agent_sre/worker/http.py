@@ -1,0 +1,204 @@
+"""HTTP ingress (CloudEvents and Alertmanager webhooks) plus /metrics, /healthz and /readyz.
+
+Every accepted event becomes one AMQP message on the input exchange, in the Knative broker's
+binary mode, and is answered 202 only once the broker confirmed it. A 4xx is final for
+Alertmanager and Knative, so a refused body is dead-lettered first; when that (or the publish)
+fails the answer is 503, which both retry: no alert is lost either way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ..errors import InputError
+from ..schemas.alert import parse_alerts
+from ..schemas.cloudevent import InboundEvent, decode_event, trigger_headers
+from ..settings import Settings
+from .metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+ALERTMANAGER_SOURCE = "/alertmanager"
+_TRACING = ("traceparent", "tracestate")
+
+
+class Ingress(Protocol):
+    """What the HTTP side needs from the worker's broker connection."""
+
+    async def publish_input(self, body: bytes, headers: dict[str, str], content_type: str | None, message_id: str) -> None:
+        """Publish to the input exchange, persistent, and wait for the confirm; raise on failure."""
+
+    async def dead_letter_raw(self, body: bytes, headers: dict[str, str], reason: str, error: str) -> None:
+        """Put a refused request body on the dead-letter queue with its reason; raise on failure."""
+
+
+def create_app(ingress: Ingress, metrics: Metrics, settings: Settings, is_ready: Callable[[], bool]) -> web.Application:
+    # client_max_size guards any handler that reads the whole body; ours read at most one byte more.
+    app = web.Application(client_max_size=settings.max_event_bytes)
+    handlers = _Handlers(ingress, metrics, settings, is_ready)
+    app.router.add_post("/", handlers.cloudevent)
+    app.router.add_post("/alertmanager", handlers.alertmanager)
+    app.router.add_get("/metrics", handlers.metrics_page)
+    app.router.add_get("/healthz", handlers.healthz)
+    app.router.add_get("/readyz", handlers.readyz)
+    return app
+
+
+async def start_http(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Serve `app`; with port 0 the kernel picks one, see `bound_port`. Stop with `runner.cleanup()`."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+def bound_port(runner: web.AppRunner) -> int:
+    return int(runner.addresses[0][1])
+
+
+class _Handlers:
+    def __init__(self, ingress: Ingress, metrics: Metrics, settings: Settings, is_ready: Callable[[], bool]) -> None:
+        self.ingress = ingress
+        self.metrics = metrics
+        self.settings = settings
+        self.is_ready = is_ready
+        token = settings.http_token.get_secret_value() if settings.http_token is not None else ""
+        self.token = token.encode() or None  # an empty token means none is configured
+
+    async def cloudevent(self, request: web.Request) -> web.Response:
+        return await self._ingest(request, _cloudevent_headers(request), self._decode_cloudevent)
+
+    async def alertmanager(self, request: web.Request) -> web.Response:
+        return await self._ingest(request, None, self._wrap_webhook)
+
+    async def metrics_page(self, request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        ready = self.is_ready()
+        return web.json_response({"ready": ready}, status=200 if ready else 503)
+
+    def _decode_cloudevent(self, body: bytes, request: web.Request) -> InboundEvent:
+        # Only ce-* headers: Authorization, Host, cookies and the like never reach the broker.
+        return decode_event(
+            body, _cloudevent_headers(request, with_content_type=False),
+            content_type=request.content_type, max_bytes=self.settings.max_event_bytes,
+        )
+
+    def _wrap_webhook(self, body: bytes, request: web.Request) -> InboundEvent:
+        return decode_event(body, self._webhook_attributes(body), max_bytes=self.settings.max_event_bytes)
+
+    def _webhook_attributes(self, body: bytes) -> dict[str, str]:
+        # The id hashes the body, so the identical copy an HA pair sends is deduplicated downstream.
+        return {
+            "specversion": "1.0",
+            "id": hashlib.sha256(body).hexdigest()[:32],
+            "type": self.settings.accepted_types[0],
+            "source": ALERTMANAGER_SOURCE,
+            "content-type": "application/json",
+        }
+
+    async def _ingest(
+        self, request: web.Request, raw_headers: dict[str, str] | None, decode: Callable[[bytes, web.Request], InboundEvent]
+    ) -> web.Response:
+        if not self._authorized(request):
+            self.metrics.event("other", "http_unauthorized")
+            return _error(401, "unauthorized", "send `Authorization: Bearer <token>` with the configured token",
+                          headers={"WWW-Authenticate": "Bearer"})
+        body, truncated = await _read_limited(request, self.settings.max_event_bytes)
+        if raw_headers is None:
+            raw_headers = self._webhook_attributes(body)
+        try:
+            if truncated:
+                raise InputError("too_large", f"body is over the {self.settings.max_event_bytes}-byte limit "
+                                 f"(the dead letter keeps its first {len(body)} bytes)")
+            event = decode(body, request)
+            if event.type not in self.settings.accepted_types:
+                raise InputError("unsupported_type", f"CloudEvent type {event.type!r} is not accepted; "
+                                 f"send one of {', '.join(self.settings.accepted_types)}")
+            alerts = parse_alerts(event.data)
+            headers = _knative_headers(event, request)
+        except InputError as exc:
+            return await self._refuse(body, raw_headers, exc)
+        try:
+            await self.ingress.publish_input(orjson.dumps(event.data), headers, "application/json", event.id)
+        except Exception:
+            logger.exception("publishing an HTTP event failed", extra={"event_id": event.id})
+            self.metrics.event(event.type, "http_unavailable")
+            return _error(503, "unavailable", "the broker did not confirm the event; retry later")
+        self.metrics.event(event.type, "http_accepted")
+        logger.info("event accepted over HTTP", extra={"event_id": event.id, "alerts": len(alerts), "path": request.path})
+        return web.json_response({"accepted": event.id, "alerts": len(alerts)}, status=202)
+
+    async def _refuse(self, body: bytes, headers: dict[str, str], exc: InputError) -> web.Response:
+        try:
+            await self.ingress.dead_letter_raw(body, headers, exc.reason, str(exc))
+        except Exception:
+            # A 400 would make the sender drop the body; a 503 makes it try again.
+            logger.exception("dead-lettering a refused HTTP body failed", extra={"reason": exc.reason})
+            self.metrics.event("other", "http_unavailable")
+            return _error(503, "unavailable", "the event was refused and could not be dead-lettered; retry later")
+        self.metrics.dead_letter(exc.reason)
+        self.metrics.event("other", "http_invalid")
+        logger.warning("HTTP event refused and dead-lettered", extra={"reason": exc.reason, "error": str(exc)})
+        return _error(400, exc.reason, str(exc))
+
+    def _authorized(self, request: web.Request) -> bool:
+        if self.token is None:
+            return True
+        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), self.token)
+
+
+async def _read_limited(request: web.Request, limit: int) -> tuple[bytes, bool]:
+    """At most `limit` bytes of the body, and whether more followed: an oversized body is not read in full."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await request.content.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    body = b"".join(chunks)
+    return body[:limit], size > limit
+
+
+def _cloudevent_headers(request: web.Request, *, with_content_type: bool = True) -> dict[str, str]:
+    headers = {name.lower(): value for name, value in request.headers.items() if name.lower().startswith("ce-")}
+    if with_content_type and request.headers.get("Content-Type"):
+        headers["content-type"] = request.headers["Content-Type"]
+    return headers
+
+
+def _knative_headers(event: InboundEvent, request: web.Request) -> dict[str, str]:
+    """Bare attribute names, as the Knative broker writes them; the body is always the data as JSON."""
+    attributes: dict[str, Any] = {**event.attributes, "datacontenttype": "application/json"}
+    if "time" in attributes:
+        try:
+            attributes["time"] = datetime.fromisoformat(attributes["time"])
+        except ValueError as exc:
+            raise InputError("invalid_cloudevent", f"time {attributes['time']!r} is not an RFC 3339 timestamp") from exc
+    try:
+        headers = trigger_headers(attributes)
+    except ValueError as exc:
+        raise InputError("invalid_cloudevent", f"{exc}; a CloudEvent needs id, source, type and specversion 1.0, "
+                         "and extension names of 1-20 lower-case letters or digits") from exc
+    headers.update({name: request.headers[name] for name in _TRACING if name in request.headers})
+    return headers
+
+
+def _error(status: int, reason: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": reason, "message": message}, status=status, headers=headers)
