@@ -75,10 +75,10 @@ class _Handlers:
         self.token = token.encode() or None  # an empty token means none is configured
 
     async def cloudevent(self, request: web.Request) -> web.Response:
-        return await self._ingest(request, _cloudevent_headers(request), self._decode_cloudevent)
+        return await self._ingest(request, self._decode_cloudevent, lambda body: _cloudevent_headers(request))
 
     async def alertmanager(self, request: web.Request) -> web.Response:
-        return await self._ingest(request, None, self._wrap_webhook)
+        return await self._ingest(request, self._wrap_webhook, self._webhook_attributes)
 
     async def metrics_page(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -111,15 +111,16 @@ class _Handlers:
         }
 
     async def _ingest(
-        self, request: web.Request, raw_headers: dict[str, str] | None, decode: Callable[[bytes, web.Request], InboundEvent]
+        self,
+        request: web.Request,
+        decode: Callable[[bytes, web.Request], InboundEvent],
+        dead_letter_headers: Callable[[bytes], dict[str, str]],
     ) -> web.Response:
         if not self._authorized(request):
             self.metrics.event("other", "http_unauthorized")
             return _error(401, "unauthorized", "send `Authorization: Bearer <token>` with the configured token",
                           headers={"WWW-Authenticate": "Bearer"})
         body, truncated = await _read_limited(request, self.settings.max_event_bytes)
-        if raw_headers is None:
-            raw_headers = self._webhook_attributes(body)
         try:
             if truncated:
                 raise InputError("too_large", f"body is over the {self.settings.max_event_bytes}-byte limit "
@@ -131,7 +132,7 @@ class _Handlers:
             alerts = parse_alerts(event.data)
             headers = _knative_headers(event, request)
         except InputError as exc:
-            return await self._refuse(body, raw_headers, exc)
+            return await self._refuse(body, dead_letter_headers(body), exc)
         try:
             await self.ingress.publish_input(orjson.dumps(event.data), headers, "application/json", event.id)
         except Exception:
