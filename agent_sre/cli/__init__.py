@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from . import run as run_command
 from . import select as select_command
+from . import send as send_command
 
 app = typer.Typer(
     help="agent-sre: picks one remediation lambda function per firing alert and triggers it.",
@@ -12,6 +14,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("select")(select_command.select)
+app.command("run")(run_command.run)
+app.command("send")(send_command.send)
 
 
 @app.callback()

@@ -1,0 +1,138 @@
+"""The worker process: broker connection, topology, selector chain, consumer and HTTP ingress.
+
+Two channels: one consumes (with the prefetch), one publishes (with confirms, returned
+messages raised). A failed publish closing its channel then never costs the deliveries in hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Mapping
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractRobustConnection
+
+from ..errors import TransientError
+from ..schemas.catalog import load_catalog
+from ..selectors.base import Selector, SelectorContext, close_selectors, create_selectors, start_selectors
+from ..selectors.chain import Chain
+from ..settings import Settings
+from .audit import AuditLog
+from .consumer import Consumer, Pipeline
+from .limits import Limits
+from .metrics import Metrics
+from .publisher import Publisher
+from .topology import declare
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(self, settings: Settings, metrics: Metrics | None = None, audit: AuditLog | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.audit = audit if audit is not None else AuditLog(settings.audit_log)
+        self.connection: AbstractRobustConnection | None = None
+        self.publisher: Publisher | None = None
+        self.consumer: Consumer | None = None
+        self.http_port: int | None = None
+        self._selectors: list[Selector] = []
+        self._selectors_started = False
+        self._queue: Any = None
+        self._consumer_tag: str | None = None
+        self._http_runner: Any = None
+        self._stop = asyncio.Event()
+
+    @property
+    def ready(self) -> bool:
+        """Broker connected and selectors started: what /readyz reports."""
+        return (
+            self._selectors_started
+            and self._consumer_tag is not None
+            and self.connection is not None
+            and not self.connection.is_closed
+            and self.connection.connected.is_set()
+        )
+
+    async def start(self) -> None:
+        settings = self.settings
+        catalog = load_catalog(settings.catalog_path)
+        self._selectors = create_selectors(settings.selectors, SelectorContext(settings, catalog))
+        await self._start_http()  # first, so liveness answers while the broker and models load
+        self.connection = await aio_pika.connect_robust(settings.require_amqp_url())
+        publish_channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
+        topology = await declare(publish_channel, settings)
+        self.publisher = Publisher(topology, settings)
+        await start_selectors(self._selectors)
+        self._selectors_started = True
+        chain = Chain(self._selectors, catalog, settings, observer=self.metrics)
+        limits = Limits.from_settings(settings.cooldown_s, settings.rate_limit_burst, settings.rate_limit_per_minute)
+        pipeline = Pipeline(settings, chain, limits, self.publisher, self.metrics, self.audit)
+        self.consumer = Consumer(pipeline, self.publisher, self.metrics, settings)
+        consume_channel = await self.connection.channel(publisher_confirms=False)
+        await consume_channel.set_qos(prefetch_count=settings.prefetch)
+        self._queue = await consume_channel.get_queue(settings.input_queue, ensure=True)
+        self._consumer_tag = await self._queue.consume(self.consumer)
+        log.info("consuming %s (prefetch %d, concurrency %d)", settings.input_queue, settings.prefetch, settings.concurrency)
+
+    async def stop(self, grace_s: float = 30.0) -> None:
+        """Stop taking messages, let those in hand finish (up to `grace_s`), then close everything.
+
+        Messages still unacked when the connection closes go back to the queue: none is lost.
+        """
+        if self._queue is not None and self._consumer_tag is not None:
+            try:
+                await self._queue.cancel(self._consumer_tag)
+            except Exception:  # isolation point: a dead channel has no consumer left to cancel
+                log.warning("cancelling the consumer failed; closing anyway")
+            self._consumer_tag = None
+        if self.consumer is not None and not await self.consumer.wait_idle(grace_s):
+            log.warning("messages still in hand after %.0fs; the broker will redeliver them", grace_s)
+        if self._http_runner is not None:
+            await self._http_runner.cleanup()
+            self._http_runner = None
+        if self.connection is not None:
+            await self.connection.close()
+        await close_selectors(self._selectors)
+        self.audit.close()
+
+    async def run(self) -> None:
+        """Start, then serve until SIGTERM or SIGINT (or `request_stop`), then stop cleanly."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        try:
+            await self.start()
+            await self._stop.wait()
+            log.info("stopping")
+        finally:
+            await self.stop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    # The HTTP ingress's view of the broker (agent_sre.worker.http.Ingress).
+    async def publish_input(self, body: bytes, headers: Mapping[str, Any], content_type: str | None, message_id: str) -> None:
+        await self._require_publisher().publish_input(body, headers, content_type or "application/json", message_id)
+
+    async def dead_letter_raw(self, body: bytes, headers: Mapping[str, Any], reason: str, error: str) -> None:
+        await self._require_publisher().dead_letter_raw(body, headers, reason, error)
+
+    def _require_publisher(self) -> Publisher:
+        if self.publisher is None:
+            raise TransientError("not connected to the broker yet")
+        return self.publisher
+
+    async def _start_http(self) -> None:
+        # HTTP ingress: agent_sre/worker/http.py (its own engineer); wired here and nowhere else.
+        from . import http
+
+        app = http.create_app(self, self.metrics, self.settings, lambda: self.ready)
+        self._http_runner = await http.start_http(app, self.settings.http_host, self.settings.http_port)
+        self.http_port = http.bound_port(self._http_runner)
+        log.info("HTTP ingress on %s:%d", self.settings.http_host, self.http_port)

@@ -1,0 +1,157 @@
+"""Everything the worker publishes, each publish confirmed by the broker or raised as TransientError.
+
+- triggers: binary-mode CloudEvents with bare header names, to the output exchange;
+- retries: a copy of the failed message, to the delay queue for its attempt;
+- dead letters: a copy with the reason, to `<input queue>.dlq`;
+- events taken in over HTTP, to the input exchange (or straight to the DLQ when unreadable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import aio_pika
+import orjson
+from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
+from aiormq import spec
+
+from ..errors import TransientError
+from ..schemas.alert import Alert
+from ..schemas.cloudevent import trigger_headers
+from ..schemas.decision import Decision
+from ..settings import Settings
+from .deadletter import failed_copy
+from .topology import Topology, delay_queue_name, dlq_name, retry_delays
+
+TRIGGER_TYPE = "io.homelab.agent-sre.lambda.trigger"
+TRIGGER_SOURCE = "/agent-sre/remediation"
+_TRIGGER_NAMESPACE = uuid.UUID("0c7d7f55-3a8e-4f0e-9d7b-6a2f1c9e4b21")
+# What a publish can fail with when the broker or the connection misbehaves.
+_PUBLISH_ERRORS = (AMQPError, ChannelInvalidStateError, ConnectionError, asyncio.TimeoutError)
+
+
+def trigger_id(correlation_id: str, function: str) -> str:
+    """Stable for one alert occurrence and function, so downstream consumers can deduplicate."""
+    return str(uuid.uuid5(_TRIGGER_NAMESPACE, f"{correlation_id}/{function}"))
+
+
+def build_trigger(alert: Alert, decision: Decision) -> aio_pika.Message:
+    """The trigger CloudEvent for a decided alert, in Knative broker binary mode."""
+    if decision.lambda_function is None:
+        raise ValueError("only a decided alert has a trigger")
+    event_id = trigger_id(alert.correlation_id, decision.lambda_function)
+    headers = trigger_headers(
+        {
+            "specversion": "1.0",
+            "id": event_id,
+            "type": TRIGGER_TYPE,
+            "source": TRIGGER_SOURCE,
+            "subject": decision.lambda_function,
+            "datacontenttype": "application/json",
+            "correlationid": alert.correlation_id,
+        }
+    )
+    data = {
+        "lambda_function": decision.lambda_function,
+        "parameters": decision.parameters,
+        "alert": alert.model_dump(mode="json", exclude_none=True),
+        "triggered_by": decision.method,
+        "correlation_id": alert.correlation_id,
+        "confidence": decision.confidence,
+        "reasoning": decision.reasoning,
+    }
+    return aio_pika.Message(
+        body=orjson.dumps(data),
+        headers=headers,
+        content_type="application/json",
+        message_id=event_id,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """A body and headers that never were an AMQP delivery (an HTTP request), shaped for failed_copy."""
+
+    body: bytes
+    headers: dict[str, Any]
+    content_type: str | None = None
+    message_id: str | None = None
+    content_encoding: str | None = None
+    correlation_id: str | None = None
+    timestamp: datetime | None = None
+    type: str | None = None
+    app_id: str | None = None
+
+
+class Publisher:
+    def __init__(self, topology: Topology, settings: Settings, confirm_timeout_s: float = 30.0) -> None:
+        self.topology = topology
+        self.settings = settings
+        self.confirm_timeout_s = confirm_timeout_s
+        self._dead_letter_queue = dlq_name(settings.input_queue)
+
+    async def trigger(self, alert: Alert, decision: Decision) -> str:
+        """Publish the trigger and return its event id once the broker confirmed it."""
+        message = build_trigger(alert, decision)
+        await self._publish(self.topology.output_exchange, message, "", self.settings.output_mandatory)
+        return message.message_id or ""
+
+    async def retry(self, message: AbstractIncomingMessage, attempts: int, error: str, alertnames: list[str]) -> str:
+        """Park a copy in the delay queue for this attempt; it comes back to the input queue later."""
+        delay = retry_delays(self.settings)[attempts - 1]
+        queue = delay_queue_name(self.settings.input_queue, delay)
+        copy = failed_copy(message, reason="publish_failed", error=error, attempts=attempts, alertnames=alertnames)
+        await self._publish(self.topology.default_exchange, copy, queue, True)
+        return queue
+
+    async def dead_letter(
+        self, message: AbstractIncomingMessage, reason: str, error: str, attempts: int, alertnames: list[str]
+    ) -> None:
+        copy = failed_copy(message, reason=reason, error=error, attempts=attempts, alertnames=alertnames)
+        await self._publish(self.topology.default_exchange, copy, self._dead_letter_queue, True)
+
+    async def publish_input(self, body: bytes, headers: Mapping[str, Any], content_type: str, message_id: str) -> None:
+        """An event received over HTTP, into the input exchange as the Knative broker would write it."""
+        message = aio_pika.Message(
+            body=body,
+            headers=dict(headers),
+            content_type=content_type,
+            message_id=message_id,
+            timestamp=datetime.now(timezone.utc),
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        await self._publish(self.topology.input_exchange, message, "", True)
+
+    async def dead_letter_raw(self, body: bytes, headers: Mapping[str, Any], reason: str, error: str) -> None:
+        """A body that could not even be read as an event, straight to the DLQ with the reason."""
+        raw = RawMessage(body=body, headers=dict(headers), content_type=str(headers.get("content-type") or "") or None)
+        copy = failed_copy(raw, reason=reason, error=error, attempts=1)  # type: ignore[arg-type]
+        await self._publish(self.topology.default_exchange, copy, self._dead_letter_queue, True)
+
+    async def _publish(self, exchange: AbstractExchange, message: aio_pika.Message, routing_key: str, mandatory: bool) -> None:
+        try:
+            confirmation = await exchange.publish(
+                message, routing_key=routing_key, mandatory=mandatory, timeout=self.confirm_timeout_s
+            )
+        except _PUBLISH_ERRORS as exc:
+            where = f"exchange {exchange.name!r}" if exchange.name else f"queue {routing_key!r}"
+            raise TransientError(f"publish to {where} failed: {_describe(exc)}") from exc
+        # Anything but an ack (a returned message on a channel that does not raise) is not a delivery.
+        if not isinstance(confirmation, spec.Basic.Ack):
+            raise TransientError(f"publish to {exchange.name or routing_key!r} was not confirmed: {confirmation!r}")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "no confirm in time"
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, aio_pika.exceptions.PublishError):
+        return f"unroutable (returned by the broker): {text}"
+    return f"{type(exc).__name__}: {text}"

@@ -1,0 +1,259 @@
+"""The worker in-process against the real RabbitMQ: alert events in, triggers and dead letters out."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import orjson
+import pytest
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+
+from agent_sre.cli.send import Encoding, encode_event
+from agent_sre.settings import DEFAULT_EVENT_TYPE, Settings
+from agent_sre.worker.app import Worker
+from agent_sre.worker.audit import AuditLog
+from agent_sre.worker.deadletter import ATTEMPTS, REASON
+from agent_sre.worker.publisher import TRIGGER_SOURCE, TRIGGER_TYPE
+from agent_sre.worker.topology import delay_queue_name, dlq_name, retry_delays
+
+pytestmark = pytest.mark.broker
+
+
+def crash_loop(pod: str = "api-7f9", namespace: str = "shop", **labels: str) -> dict[str, Any]:
+    return {
+        "labels": {"alertname": "KubePodCrashLooping", "pod": pod, "namespace": namespace, **labels},
+        "annotations": {"lambda_function": "pod-restart"},
+        "startsAt": "2026-11-21T10:00:00Z",
+    }
+
+
+class Harness:
+    """One worker, a channel to publish inputs, and readers for the capture queue and the DLQ."""
+
+    def __init__(self, worker: Worker, channel: AbstractChannel, audit_path: Path) -> None:
+        self.worker = worker
+        self.settings = worker.settings
+        self.channel = channel
+        self.audit_path = audit_path
+        self.capture: AbstractQueue | None = None
+
+    async def bind_capture(self) -> None:
+        exchange = await self.channel.get_exchange(self.settings.output_exchange)
+        self.capture = await self.channel.declare_queue(f"{self.settings.output_exchange}.capture", auto_delete=False)
+        await self.capture.bind(exchange, routing_key="")
+
+    async def send(self, data: Any = None, *, encoding: Encoding = Encoding.knative, body: bytes | None = None,
+                   event_id: str | None = None, event_type: str = DEFAULT_EVENT_TYPE) -> aio_pika.Message:
+        message = encode_event(data, event_type=event_type, encoding=encoding, event_id=event_id)
+        if body is not None:
+            message.body = body
+        exchange = await self.channel.get_exchange(self.settings.input_exchange)
+        await exchange.publish(message, routing_key="")
+        return message
+
+    async def triggers(self, count: int, timeout_s: float = 10.0) -> list[AbstractIncomingMessage]:
+        assert self.capture is not None
+        return await drain(self.capture, count, timeout_s)
+
+    async def dead_letters(self, count: int, timeout_s: float = 10.0) -> list[AbstractIncomingMessage]:
+        queue = await self.channel.get_queue(dlq_name(self.settings.input_queue))
+        return await drain(queue, count, timeout_s)
+
+    async def settled(self, messages: int, timeout_s: float = 10.0) -> None:
+        """Wait until the worker has settled (acked or requeued) this many messages."""
+        await wait_for(lambda: sum_samples(self.worker, "agent_sre_events_total") >= messages, timeout_s)
+
+    def audit(self) -> list[dict[str, Any]]:
+        return [orjson.loads(line) for line in self.audit_path.read_text().splitlines()]
+
+    def sample(self, name: str, **labels: str) -> float:
+        return self.worker.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+async def drain(queue: AbstractQueue, count: int, timeout_s: float) -> list[AbstractIncomingMessage]:
+    """Exactly `count` messages (acked), or fail; then check that no extra one is waiting."""
+    received: list[AbstractIncomingMessage] = []
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while len(received) < count:
+        message = await queue.get(no_ack=True, fail=False)
+        if message is None:
+            assert asyncio.get_running_loop().time() < deadline, f"got {len(received)} of {count} messages"
+            await asyncio.sleep(0.02)
+            continue
+        received.append(message)
+    await asyncio.sleep(0.2)
+    extra = await queue.get(no_ack=True, fail=False)
+    assert extra is None, f"more than {count} messages: {extra.headers if extra else None}"
+    return received
+
+
+async def wait_for(condition: Callable[[], bool], timeout_s: float) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+def sum_samples(worker: Worker, name: str) -> float:
+    return sum(s.value for metric in worker.metrics.registry.collect() for s in metric.samples if s.name == name)
+
+
+@pytest.fixture
+async def start_worker(
+    broker_settings: Settings, amqp_connection: aio_pika.abc.AbstractRobustConnection, tmp_path: Path
+) -> AsyncIterator[Callable[..., Awaitable[Harness]]]:
+    workers: list[Worker] = []
+
+    async def start(capture: bool = True, **overrides: Any) -> Harness:
+        audit_path = tmp_path / f"audit-{len(workers)}.jsonl"
+        worker = Worker(broker_settings.model_copy(update=overrides), audit=AuditLog(audit_path))
+        workers.append(worker)
+        await worker.start()
+        assert worker.ready
+        harness = Harness(worker, await amqp_connection.channel(), audit_path)
+        if capture:
+            await harness.bind_capture()
+        return harness
+
+    yield start
+    for worker in workers:
+        await worker.stop(grace_s=5)
+
+
+@pytest.mark.parametrize("encoding", list(Encoding))
+async def test_every_input_encoding_gives_one_bare_header_trigger(start_worker, encoding: Encoding) -> None:
+    harness = await start_worker()
+    await harness.send(crash_loop(), encoding=encoding)
+
+    [trigger] = await harness.triggers(1)
+    data = orjson.loads(trigger.body)
+    assert data["lambda_function"] == "pod-restart"
+    assert data["parameters"] == {"name": "api-7f9", "namespace": "shop"}
+    assert data["triggered_by"] == "static" and data["confidence"] == 1.0
+    assert data["alert"]["labels"]["pod"] == "api-7f9"
+    headers = trigger.headers
+    assert headers["type"] == TRIGGER_TYPE and headers["source"] == TRIGGER_SOURCE
+    assert headers["specversion"] == "1.0" and headers["subject"] == "pod-restart"
+    assert headers["id"] == trigger.message_id
+    assert headers["correlationid"] == data["correlation_id"]
+    assert trigger.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    assert trigger.content_type == "application/json"
+    assert harness.sample("agent_sre_events_total", type=DEFAULT_EVENT_TYPE, outcome="processed") == 1
+
+
+async def test_a_webhook_fans_out_to_one_trigger_per_firing_alert(start_worker) -> None:
+    harness = await start_worker()
+    resolved = {**crash_loop("db-0"), "status": "resolved"}
+    webhook = {"version": "4", "status": "firing", "alerts": [crash_loop(f"api-{n}") for n in range(3)] + [resolved]}
+    await harness.send(webhook)
+
+    triggers = await harness.triggers(3)
+    assert sorted(orjson.loads(t.body)["parameters"]["name"] for t in triggers) == ["api-0", "api-1", "api-2"]
+    assert len({t.headers["correlationid"] for t in triggers}) == 3
+    actions = sorted(record["action"] for record in harness.audit())
+    assert actions == ["published", "published", "published", "resolved"]
+
+
+@pytest.mark.parametrize(
+    ("reason", "body", "event_type"),
+    [
+        ("invalid_json", b"{not json", DEFAULT_EVENT_TYPE),
+        ("missing_alertname", orjson.dumps({"labels": {"pod": "api"}}), DEFAULT_EVENT_TYPE),
+        ("invalid_alert", orjson.dumps({"labels": {"alertname": "X", "replicas": 3}}), DEFAULT_EVENT_TYPE),
+        ("too_large", orjson.dumps({**crash_loop(), "padding": "x" * 2000}), DEFAULT_EVENT_TYPE),
+        ("unsupported_type", orjson.dumps(crash_loop()), "com.example.other"),
+    ],
+)
+async def test_bad_input_is_dead_lettered_with_its_reason_and_the_consumer_goes_on(
+    start_worker, reason: str, body: bytes, event_type: str
+) -> None:
+    harness = await start_worker(max_event_bytes=1024)
+    sent = await harness.send(body=body, event_type=event_type)
+
+    [dead] = await harness.dead_letters(1)
+    assert dead.headers[REASON] == reason
+    assert dead.body == body, "the original body is kept"
+    assert dead.headers["type"] == event_type and dead.headers["id"] == sent.message_id, "original headers kept"
+    assert dead.message_id == sent.message_id
+    assert harness.sample("agent_sre_dead_letters_total", reason=reason) == 1
+
+    await harness.send(crash_loop())
+    [trigger] = await harness.triggers(1)
+    assert orjson.loads(trigger.body)["lambda_function"] == "pod-restart"
+
+
+async def test_an_alert_no_selector_decides_on_is_dead_lettered(start_worker) -> None:
+    harness = await start_worker()
+    mystery = {"labels": {"alertname": "MysteryThing", "namespace": "shop"}}
+    webhook = {"version": "4", "alerts": [crash_loop(), mystery]}
+    await harness.send(webhook)
+
+    await harness.triggers(1)  # the decided alert is still triggered
+    [dead] = await harness.dead_letters(1)
+    assert dead.headers[REASON] == "no_decision"
+    assert "MysteryThing" in dead.headers["x-agent-sre-alertnames"]
+    [record] = [r for r in harness.audit() if r["action"] == "no_decision"]
+    assert [phase["outcome"] for phase in record["decision"]["phases"]] == ["abstained", "abstained"]
+
+
+async def test_a_publish_that_keeps_failing_is_retried_through_the_delay_queues_then_dead_lettered(
+    start_worker,
+) -> None:
+    # Nothing is bound to the output exchange and publishes are mandatory: every trigger comes back.
+    harness = await start_worker(capture=False)
+    settings = harness.settings
+    await harness.send(crash_loop())
+
+    [dead] = await harness.dead_letters(1, timeout_s=15)
+    assert dead.headers[REASON] == "retries_exhausted"
+    assert dead.headers[ATTEMPTS] == settings.retry_max_attempts == 3
+    assert "unroutable" in dead.headers["x-agent-sre-last-error"]
+    # Each retry expired out of its own delay queue, which RabbitMQ records in x-death.
+    expected = {delay_queue_name(settings.input_queue, d) for d in retry_delays(settings)}
+    assert {death["queue"] for death in dead.headers["x-death"]} == expected
+    assert harness.sample("agent_sre_retries_total", reason="publish_failed") == 2
+    assert harness.sample("agent_sre_triggers_published_total", function="pod-restart") == 0
+    actions = [r["action"] for r in harness.audit()]
+    assert actions == ["retry"] * 3, "no retry was suppressed by its own earlier attempt"
+
+
+async def test_the_rate_limit_suppresses_triggers_beyond_the_burst(start_worker) -> None:
+    harness = await start_worker(rate_limit_burst=2, rate_limit_per_minute=0.01)
+    for n in range(4):
+        await harness.send(crash_loop(f"api-{n}"))
+    await harness.send(crash_loop("api-9", namespace="other"))
+
+    triggers = await harness.triggers(3)
+    assert sorted(orjson.loads(t.body)["parameters"]["name"] for t in triggers) == ["api-0", "api-1", "api-9"]
+    assert harness.sample("agent_sre_suppressions_total", reason="rate_limit") == 2
+    assert [r["action"] for r in harness.audit()].count("suppressed:rate_limit") == 2
+    await harness.dead_letters(0)
+
+
+async def test_the_cooldown_suppresses_a_repeat_of_the_same_alert(start_worker) -> None:
+    harness = await start_worker()
+    await harness.send(crash_loop())
+    await harness.send(crash_loop())  # Alertmanager's repeat: a new event id, the same alert
+
+    await harness.triggers(1)
+    await harness.settled(2)
+    assert harness.sample("agent_sre_suppressions_total", reason="cooldown") == 1
+    assert sorted(r["action"] for r in harness.audit()) == ["published", "suppressed:cooldown"]
+    await harness.dead_letters(0)
+
+
+async def test_a_redelivered_event_id_never_publishes_twice(start_worker) -> None:
+    harness = await start_worker(cooldown_s=0)
+    event_id = str(uuid.uuid4())
+    await harness.send(crash_loop(), event_id=event_id)
+    await harness.send(crash_loop(), event_id=event_id)
+
+    await harness.triggers(1)
+    await harness.settled(2)
+    assert sorted(r["action"] for r in harness.audit()) == ["duplicate", "published"]
+    await harness.dead_letters(0)
