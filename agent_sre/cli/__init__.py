@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from . import dlq
 from . import run as run_command
 from . import select as select_command
 from . import send as send_command
@@ -16,6 +17,7 @@ app = typer.Typer(
 app.command("select")(select_command.select)
 app.command("run")(run_command.run)
 app.command("send")(send_command.send)
+app.add_typer(dlq.app, name="dlq")
 
 
 @app.callback()
