@@ -21,7 +21,12 @@ from agent_sre.cli.dlq import parse_duration
 from agent_sre.settings import Settings
 from agent_sre.worker import dlq
 from agent_sre.worker.deadletter import (
-    ALERTNAMES, ATTEMPTS, BOOKKEEPING, FIRST_FAILURE, LAST_FAILURE, REPLAYS, failed_copy,
+    ATTEMPTS,
+    BOOKKEEPING,
+    FIRST_FAILURE,
+    LAST_FAILURE,
+    REPLAYS,
+    failed_copy,
 )
 from agent_sre.worker.topology import declare, dlq_name
 

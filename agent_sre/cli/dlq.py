@@ -167,7 +167,7 @@ def _print_table(letters: list[dlq.DeadLetter], now: datetime) -> None:
         ))
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
     for row in rows:
-        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
 
 
 def _age_text(age: timedelta | None) -> str:

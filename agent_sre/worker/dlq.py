@@ -21,8 +21,13 @@ from typing import Any
 
 import aio_pika
 import orjson
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue
-from aiormq.exceptions import AMQPChannelError, AMQPConnectionError, AMQPError
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+)
+from aiormq.exceptions import AMQPChannelError, AMQPError
 from yarl import URL
 
 from ..errors import ConfigError, InputError, TransientError
@@ -30,8 +35,16 @@ from ..schemas.alert import parse_alerts
 from ..schemas.cloudevent import decode_event, normalise_headers
 from ..settings import Settings
 from .deadletter import (
-    ALERTNAMES, ATTEMPTS, BOOKKEEPING, FIRST_FAILURE, LAST_ERROR, LAST_FAILURE, REASON, REPLAYS,
-    attempts_of, copy_message,
+    ALERTNAMES,
+    ATTEMPTS,
+    BOOKKEEPING,
+    FIRST_FAILURE,
+    LAST_ERROR,
+    LAST_FAILURE,
+    REASON,
+    REPLAYS,
+    attempts_of,
+    copy_message,
 )
 from .topology import Topology, declare, dlq_name
 
@@ -172,9 +185,8 @@ async def replay(
     progress: Callable[[DeadLetter], None] | None = None,
 ) -> list[DeadLetter]:
     """Republish the selected dead letters to the input exchange, each with one more replay."""
-    topology = await _declare(channel, settings)
 
-    async def republish(message: AbstractIncomingMessage, letter: DeadLetter) -> None:
+    async def republish(topology: Topology, message: AbstractIncomingMessage, letter: DeadLetter) -> None:
         await _republish(topology.input_exchange, message, letter)
         if progress is not None:
             progress(letter)
@@ -183,13 +195,13 @@ async def replay(
 
 
 async def purge(channel: AbstractChannel, settings: Settings, selection: Selection, *, dry_run: bool = False) -> list[DeadLetter]:
-    async def drop(message: AbstractIncomingMessage, letter: DeadLetter) -> None:
+    async def drop(topology: Topology, message: AbstractIncomingMessage, letter: DeadLetter) -> None:
         await message.ack()
 
     return await _sweep(channel, settings, selection, None if dry_run else drop)
 
 
-Action = Callable[[AbstractIncomingMessage, DeadLetter], Awaitable[None]]
+Action = Callable[[Topology, AbstractIncomingMessage, DeadLetter], Awaitable[None]]
 
 
 async def _sweep(
@@ -199,7 +211,7 @@ async def _sweep(
     action: Action | None,
     wanted: Callable[[DeadLetter, datetime], bool] | None = None,
 ) -> list[DeadLetter]:
-    await _declare(channel, settings)
+    topology = await _declare(channel, settings)
     queue = await channel.declare_queue(dlq_name(settings.input_queue), passive=True)
     count = queue.declaration_result.message_count or 0
     wanted = wanted or selection.matches
@@ -217,7 +229,7 @@ async def _sweep(
             letter = read_dead_letter(message, index, settings.max_event_bytes)
             if (selection.limit is None or len(chosen) < selection.limit) and wanted(letter, now):
                 if action is not None:
-                    await action(message, letter)
+                    await action(topology, message, letter)
                 chosen.append(letter)
     finally:
         await _requeue_rest(channel, queue, held, remaining=count - sum(m.processed for m in held))
