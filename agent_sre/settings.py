@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -56,7 +57,8 @@ class Settings(BaseSettings):
     selectors: CommaList = DEFAULT_SELECTORS
     selector_timeout_s: float = Field(default=2.0, gt=0)
     selector_threshold: float = Field(default=0.7, ge=0, le=1)
-    selector_options: dict[str, SelectorOptions] = {}
+    # NoDecode: bad JSON then fails validation with the variable's name instead of a bare SettingsError.
+    selector_options: Annotated[dict[str, SelectorOptions], NoDecode] = {}
     catalog_path: Path | None = None
     denied_namespaces: CommaList = ["kube-system", "kube-public", "kube-node-lease"]
 
@@ -80,6 +82,16 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("selector_options", mode="before")
+    @classmethod
+    def _parse_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f'must be a JSON object such as {{"trm": {{"threshold": 0.8}}}}: {exc}') from exc
         return value
 
     @model_validator(mode="after")
