@@ -1,0 +1,185 @@
+"""A seeded generator that expands the runbook into labelled alerts.
+
+Each runbook alert pattern becomes many alerts with varied label sets: the labels that carry the
+function's parameters (through one of the catalog's sources, so `exported_namespace` next to a
+Flux controller's `namespace`, or `instance` with a port instead of `node`), the extra labels such
+alerts usually carry, a summary from the runbook's `says` templates, and metric context where the
+right answer depends on it. The test split uses only the runbook's held-out alert names and its
+own pools of values, so it measures generalisation to unseen alert families and unseen names.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..schemas.alert import Alert
+from ..schemas.catalog import ESCALATE, Catalog, FunctionSpec
+from .runbook import AlertPattern, RunbookEntry
+
+SPLITS = ("train", "val", "test")
+_TEXT_KEYS = ("summary", "description")
+
+_POOLS = {
+    "train": {
+        "app": ["homepage", "grafana", "api", "web", "frontend", "payments", "nextcloud", "immich", "vaultwarden",
+                "loki", "tempo", "gitea", "paperless", "sonarr", "radarr", "traefik", "authentik", "minio",
+                "backend", "worker", "search", "notifier", "infra-controllers", "apps", "podinfo", "checkout"],
+        "namespace": ["default", "flux-system", "monitoring", "media", "apps", "home", "web", "auth", "storage",
+                      "observability", "ingress", "tools", "production", "staging"],
+        "node": ["node-1", "node-2", "worker-03", "k3s-master", "pi4-a", "nuc-01", "storage-01", "gpu-node"],
+    },
+    "test": {
+        "app": ["jellyfin", "mealie", "bookstack", "n8n", "umami", "matrix", "adguard", "photoprism", "calibre",
+                "uptime-kuma", "cart", "ledger", "billing-api", "cluster-apps"],
+        "namespace": ["selfhosted", "default", "flux-system", "household", "finance", "smart-home", "networking",
+                      "prod", "dev"],
+        "node": ["node-7", "edge-02", "rock5b", "server-b", "nas-01", "control-2"],
+    },
+}
+_REASONS = ["CrashLoopBackOff", "ImagePullBackOff", "Error", "ContainerCreating", "CreateContainerConfigError"]
+_FLUX_KINDS = {
+    "flux-reconcile-kustomization": "Kustomization",
+    "flux-reconcile-gitrepository": "GitRepository",
+    "flux-reconcile-helmrelease": "HelmRelease",
+}
+_RISING = ("growing", "rising", "increasing", "up", "spiking")
+_FLAT = ("flat", "steady", "stable", "unchanged")
+_RATE_KEYS = ("request_rate_change", "traffic_change", "rps_change", "requests_trend")
+
+
+@dataclass(frozen=True)
+class Example:
+    alert: Alert
+    function: str
+    family: str  # the runbook alert name it was expanded from
+
+
+def generate(
+    entries: dict[str, RunbookEntry], catalog: Catalog, split: str, per_pattern: int, seed: int
+) -> list[Example]:
+    """`per_pattern` alerts for every runbook pattern of the split, reproducible from `seed`."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}")
+    rng = random.Random(f"{split}/{seed}")
+    pools = _POOLS["test" if split == "test" else "train"]
+    examples = []
+    for function, entry in entries.items():
+        patterns = entry.held_out if split == "test" else entry.alerts
+        # escalate has many more names than any other function; halve its share to keep balance
+        count = max(1, per_pattern // 2) if function == ESCALATE else per_pattern
+        for pattern in patterns:
+            for _ in range(count):
+                alert = _alert(rng, pools, entry, catalog.by_name[function], pattern)
+                examples.append(Example(alert, function, pattern.name))
+    rng.shuffle(examples)
+    return examples
+
+
+def _alert(rng: random.Random, pools: dict, entry: RunbookEntry, spec: FunctionSpec, pattern: AlertPattern) -> Alert:
+    app = rng.choice(pools["app"])
+    value = _value_maker(rng, pools, app, spec.name)
+    labels: dict[str, str] = {"alertname": pattern.name}
+    for param in spec.parameters:
+        chosen = _choose_sources(rng, [s.partition(":")[0] for s in param.sources], param.required)
+        for key in chosen:
+            labels.setdefault(key, value(key))
+        if "exported_namespace" in chosen and "namespace" not in labels:
+            labels["namespace"] = "flux-system"  # where the Flux controllers run
+    if pattern.label_condition:
+        key, wanted = pattern.label_condition
+        labels[key] = wanted
+    for key in entry.extra_labels:
+        if key not in labels and rng.random() < 0.45:
+            labels[key] = value(key)
+    labels.setdefault("severity", value("severity"))
+    annotations = _annotations(rng, entry, labels, pattern)
+    return Alert(labels=labels, annotations=annotations)
+
+
+def _choose_sources(rng: random.Random, keys: list[str], required: bool) -> list[str]:
+    if not required and rng.random() < 0.5:
+        return []
+    if len(keys) == 1:
+        return keys
+    # Usually one source, sometimes several: then the catalog's order of preference decides.
+    first = rng.randrange(len(keys))
+    return [k for i, k in enumerate(keys) if i == first or rng.random() < 0.3]
+
+
+def _value_maker(rng: random.Random, pools: dict, app: str, function: str) -> Callable[[str], str]:
+    node = rng.choice(pools["node"])
+    suffix = "".join(rng.choices("bcdfghjklmnpqrstvwxz2456789", k=5))
+    values: dict[str, Callable[[], str]] = {
+        "name": lambda: f"{app}-tls" if function == "certificate-renew" and rng.random() < 0.5 else app,
+        "certificate": lambda: f"{app}-tls",
+        "namespace": lambda: rng.choice(pools["namespace"]),
+        "exported_namespace": lambda: rng.choice(pools["namespace"]),
+        "pod": lambda: f"{app}-{rng.randrange(16**8):08x}"[:-rng.randrange(0, 3) or None] + f"-{suffix}"
+        if rng.random() < 0.7 else f"{app}-{rng.randrange(3)}",
+        "persistentvolumeclaim": lambda: rng.choice([f"data-{app}-0", f"{app}-config", f"{app}-pvc", f"{app}-data"]),
+        "node": lambda: node,
+        "instance": lambda: f"{node}:9100" if function == "node-disk-cleanup" or rng.random() < 0.3
+        else f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}:{rng.choice([8080, 9100, 443])}",
+        "job": lambda: rng.choice(["kube-state-metrics", "node-exporter", "kubelet", app, "blackbox", "apiserver"]),
+        "job_name": lambda: rng.choice([f"{app}-backup-{rng.randrange(10**7, 10**8)}", f"{app}-migrate", f"{app}-sync"]),
+        "reason": lambda: rng.choice(_REASONS),
+        "type": lambda: rng.choice(_REASONS),
+        "replicas": lambda: str(rng.randrange(2, 13)),
+        "kind": lambda: _FLUX_KINDS.get(function) or rng.choice(list(_FLUX_KINDS.values())),
+        "url": lambda: f"https://github.com/homelab/{app}",
+        "revision": lambda: f"main@sha1:{rng.randrange(16**12):012x}",
+        "version": lambda: f"{rng.randrange(1, 9)}.{rng.randrange(20)}.{rng.randrange(10)}",
+        "device": lambda: rng.choice(["/dev/sda1", "/dev/nvme0n1p2", "/dev/mmcblk0p2"]),
+        "fstype": lambda: rng.choice(["ext4", "xfs", "btrfs"]),
+        "mountpoint": lambda: rng.choice(["/", "/var/lib/rancher", "/var/lib/containerd", "/boot"]),
+        "storageclass": lambda: rng.choice(["longhorn", "local-path", "nfs-client", "ceph-block"]),
+        "condition": lambda: rng.choice(["False", "Unknown"]),
+        "issuer_name": lambda: rng.choice(["letsencrypt-prod", "letsencrypt-staging", "selfsigned"]),
+        "endpoint": lambda: rng.choice(["http-metrics", "https", "web", "metrics"]),
+        "prometheus": lambda: "monitoring/kube-prometheus-stack-prometheus",
+        "uid": lambda: f"{rng.randrange(16**8):08x}-{rng.randrange(16**4):04x}-4{rng.randrange(16**3):03x}",
+        "severity": lambda: rng.choice(["warning", "critical", "warning", "info"]),
+        "cluster": lambda: rng.choice(["homelab", "prod-eu", "k3s"]),
+    }
+    return lambda key: values.get(key, lambda: app)()  # deployment, service, container, chart, ...
+
+
+def _annotations(rng: random.Random, entry: RunbookEntry, labels: dict[str, str], pattern: AlertPattern) -> dict[str, str]:
+    annotations: dict[str, str] = {}
+    fillable = [t for t in entry.says if _fillable(t, labels)]
+    summary = rng.choice(fillable).format(**labels) if fillable and rng.random() < 0.75 else ""
+    if pattern.context:
+        summary = _with_context(rng, pattern.context, summary, annotations)
+    if summary:
+        annotations[rng.choice(_TEXT_KEYS) if rng.random() < 0.2 else "summary"] = summary
+    if rng.random() < 0.2:
+        annotations["runbook_url"] = f"https://runbooks.example.org/{pattern.name.lower()}"
+    return annotations
+
+
+def _with_context(rng: random.Random, context: str, summary: str, annotations: dict[str, str]) -> str:
+    """Put the request-rate trend in an annotation, in the summary, both, or (flat) nowhere."""
+    cpu = rng.randrange(85, 100)
+    where = rng.choice(["annotation", "summary", "both", "none" if context == "flat" else "both"])
+    if context == "rising":
+        change, word = rng.randrange(25, 400), rng.choice(_RISING)
+    else:
+        change, word = rng.randrange(-6, 7), rng.choice(_FLAT)
+    if where in ("annotation", "both"):
+        annotations[rng.choice(_RATE_KEYS)] = f"{change:+d}%"
+        if rng.random() < 0.5:
+            annotations["cpu_usage"] = f"{cpu}%"
+    if where in ("summary", "both"):
+        phrase = f"request rate {word} {change:+d}% in 15m" if rng.random() < 0.6 else f"traffic is {word}"
+        summary = f"{summary or 'CPU usage is high'}, CPU at {cpu}% and {phrase}"
+    return summary
+
+
+def _fillable(template: str, labels: dict[str, str]) -> bool:
+    try:
+        template.format(**labels)
+    except (KeyError, IndexError, ValueError):
+        return False
+    return True
