@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import aio_pika
 import orjson
@@ -20,6 +21,8 @@ from agent_sre.cli import app
 from agent_sre.cli.dlq import parse_duration
 from agent_sre.settings import Settings
 from agent_sre.worker import dlq
+from agent_sre.worker.app import Worker
+from agent_sre.worker.audit import AuditLog
 from agent_sre.worker.deadletter import (
     ATTEMPTS,
     BOOKKEEPING,
@@ -189,6 +192,35 @@ async def test_purge_removes_only_the_matching_ones(settings: Settings) -> None:
         assert [x.event_id for x in purged] == ["event-2", "event-3"]
         assert [x.event_id for x in await dlq.browse(channel, settings)] == ["event-1", "event-4"]
         assert await _count(channel, settings.input_queue) == 0
+
+
+async def test_the_worker_dead_letters_a_replayed_alert_again_with_its_count(broker_settings: Settings, tmp_path: Path) -> None:
+    # Given a real worker whose selectors cannot decide on this alert
+    worker = Worker(broker_settings, audit=AuditLog(tmp_path / "audit.jsonl"))
+    await worker.start()
+    try:
+        async with dlq.open_channel(broker_settings) as channel:
+            topology = await declare(channel, broker_settings)
+            await _publish_event(topology.input_exchange, _alert("MysteryThing"), "mystery-1")
+
+            async def dead_letter_with(replays: int) -> dlq.DeadLetter:
+                for _ in range(250):
+                    letters = await dlq.browse(channel, broker_settings)
+                    if letters and letters[0].replays == replays:
+                        return letters[0]
+                    await asyncio.sleep(0.02)
+                raise AssertionError(f"no dead letter with replays={replays}")
+
+            first = await dead_letter_with(0)
+            assert (first.reason, first.alertnames, first.event_id) == ("no_decision", ("MysteryThing",), "mystery-1")
+            # When it is replayed twice, each time the worker dead-letters it again, counting replays.
+            for replays in (1, 2):
+                assert len(await dlq.replay(channel, broker_settings, dlq.Selection(reason="no_decision"))) == 1
+                again = await dead_letter_with(replays)
+                assert again.reason == "no_decision" and again.event_id == "mystery-1"
+            assert await _count(channel, dlq_name(broker_settings.input_queue)) == 1
+    finally:
+        await worker.stop(grace_s=5)
 
 
 def test_cli_end_to_end(settings: Settings) -> None:
