@@ -12,6 +12,7 @@ import typer
 from ..errors import AgentSreError, InputError
 from ..schemas.alert import Alert, parse_alerts
 from ..schemas.catalog import load_catalog
+from ..schemas.cloudevent import STRUCTURED_CONTENT_TYPE, decode_event
 from ..selectors.base import SelectorContext, create_selectors, start_selectors
 from ..selectors.chain import Chain
 from .common import fail, load_settings, read_text_argument
@@ -85,8 +86,12 @@ def alerts_from_json(text: str) -> list[Alert]:
         payload = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise InputError("invalid_json", f"input is not JSON: {exc}") from exc
-    if isinstance(payload, dict) and "specversion" in payload and "data" in payload:
-        payload = payload["data"]
+    if isinstance(payload, dict) and "specversion" in payload:
+        # The wire decoder checks the envelope and reads `data` or `data_base64`.
+        body = text.encode()
+        payload = decode_event(body, None, content_type=STRUCTURED_CONTENT_TYPE, max_bytes=len(body)).data
+    elif isinstance(payload, dict) and set(payload) == {"data"}:
+        payload = payload["data"]  # the seeds' curl body: attributes were in the headers
     return parse_alerts(payload)
 
 
