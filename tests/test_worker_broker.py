@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import aiohttp
 import orjson
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from typer.testing import CliRunner
 
+from agent_sre.cli import app
 from agent_sre.cli.send import Encoding, encode_event
 from agent_sre.settings import DEFAULT_EVENT_TYPE, Settings
 from agent_sre.worker.app import Worker
@@ -257,3 +260,70 @@ async def test_a_redelivered_event_id_never_publishes_twice(start_worker) -> Non
     await harness.settled(2)
     assert sorted(r["action"] for r in harness.audit()) == ["duplicate", "published"]
     await harness.dead_letters(0)
+
+
+async def test_the_worker_reconnects_after_losing_its_connection(start_worker) -> None:
+    harness = await start_worker()
+    await harness.send(crash_loop("api-1"))
+    await harness.triggers(1)
+
+    # When the connection drops under the worker (as a network failure would)
+    connection = harness.worker.connection
+    assert connection is not None and connection.transport is not None
+    await connection.transport.connection.close(ConnectionError("simulated network failure"))
+    await wait_for(lambda: not harness.worker.ready, 5)
+
+    # Then it reconnects by itself, is ready again and goes on consuming
+    await wait_for(lambda: harness.worker.ready, 15)
+    await harness.send(crash_loop("api-2"))
+    [trigger] = await harness.triggers(1)
+    assert orjson.loads(trigger.body)["parameters"]["name"] == "api-2"
+
+
+async def test_agent_sre_send_publishes_an_alert_the_worker_triggers_on(start_worker) -> None:
+    harness = await start_worker()
+    settings = harness.settings
+    env = {
+        "AGENT_SRE_AMQP_URL": settings.require_amqp_url(),
+        "AGENT_SRE_INPUT_EXCHANGE": settings.input_exchange,
+        "AGENT_SRE_INPUT_QUEUE": settings.input_queue,
+        "AGENT_SRE_RETRY_MAX_ATTEMPTS": str(settings.retry_max_attempts),
+        "AGENT_SRE_RETRY_BASE_DELAY_S": str(settings.retry_base_delay_s),
+        "AGENT_SRE_RETRY_MAX_DELAY_S": str(settings.retry_max_delay_s),
+    }
+    base = ["send", "KubePodCrashLooping", "-l", "pod=api-3", "-l", "namespace=shop", "-a", "lambda_function=pod-restart"]
+
+    def invoke(*extra: str) -> Any:
+        # The command runs its own event loop, so it gets a thread of its own.
+        return CliRunner().invoke(app, [*base, *extra], env=env)
+
+    sent = await asyncio.to_thread(invoke, "--encoding", "structured")
+    assert sent.exit_code == 0, sent.output
+    [trigger] = await harness.triggers(1)
+    assert orjson.loads(trigger.body)["parameters"] == {"name": "api-3", "namespace": "shop"}
+
+    resolved = await asyncio.to_thread(invoke, "--resolved")
+    assert resolved.exit_code == 0, resolved.output
+    await harness.settled(2)
+    assert [r["action"] for r in harness.audit()] == ["published", "resolved"]
+
+    malformed = await asyncio.to_thread(invoke, "--label", "no-equals-sign")
+    assert malformed.exit_code == 2 and "key=value" in malformed.output
+
+
+async def test_the_workers_http_ingress_feeds_the_same_pipeline(start_worker) -> None:
+    harness = await start_worker(http_host="127.0.0.1")
+    base = f"http://127.0.0.1:{harness.worker.http_port}"
+    webhook = {"version": "4", "status": "firing", "alerts": [crash_loop("api-5")]}
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{base}/readyz") as ready:
+            assert ready.status == 200
+        async with session.post(f"{base}/alertmanager", json=webhook) as accepted:
+            assert accepted.status == 202
+        async with session.post(f"{base}/alertmanager", data=b"{oops", headers={"Content-Type": "application/json"}) as refused:
+            assert refused.status == 400
+
+    [trigger] = await harness.triggers(1)
+    assert orjson.loads(trigger.body)["parameters"]["name"] == "api-5"
+    [dead] = await harness.dead_letters(1)
+    assert dead.headers[REASON] == "invalid_json" and dead.body == b"{oops"

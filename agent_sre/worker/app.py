@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +30,9 @@ from .publisher import Publisher
 from .topology import declare
 
 log = logging.getLogger(__name__)
+
+# Short: while reconnecting, deliveries wait in the queue and /readyz says not ready.
+_RECONNECT_INTERVAL_S = 2.0
 
 
 class Worker:
@@ -62,7 +67,11 @@ class Worker:
         catalog = load_catalog(settings.catalog_path)
         self._selectors = create_selectors(settings.selectors, SelectorContext(settings, catalog))
         await self._start_http()  # first, so liveness answers while the broker and models load
-        self.connection = await aio_pika.connect_robust(settings.require_amqp_url())
+        self.connection = await aio_pika.connect_robust(
+            settings.require_amqp_url(),
+            reconnect_interval=_RECONNECT_INTERVAL_S,
+            client_properties={"connection_name": f"agent-sre {socket.gethostname()} {os.getpid()}"},
+        )
         publish_channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
         topology = await declare(publish_channel, settings)
         self.publisher = Publisher(topology, settings)
