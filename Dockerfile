@@ -1,0 +1,29 @@
+# agent-sre: the worker (RabbitMQ consumer + HTTP ingress) on CPU only.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# torch first, from PyTorch's CPU-only index: the package pins torch==2.13.0, which this
+# CPU build (2.13.0+cpu) already satisfies, so installing the package never pulls CUDA wheels.
+# Its own layer, so code changes do not download it again.
+RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY agent_sre ./agent_sre
+RUN pip install . \
+    && python -c "import torch; assert not torch.version.cuda, torch.version.cuda" \
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin agent-sre
+
+USER 10001
+EXPOSE 8080
+
+# slim has no curl; the port follows AGENT_SRE_HTTP_PORT when it is overridden.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('AGENT_SRE_HTTP_PORT', '8080'), timeout=4)" || exit 1
+
+ENTRYPOINT ["agent-sre"]
+CMD ["run"]
