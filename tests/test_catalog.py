@@ -109,7 +109,9 @@ def test_node_comes_from_node_else_the_host_part_of_instance(labels: dict[str, s
     assert CATALOG.resolve("node-disk-cleanup", alert(**labels)) == {"node": node}
 
 
-@pytest.mark.parametrize(("instance", "host"), [("[::1]:9100", "::1"), ("fe80::1", "fe80::1"), ("[fe80::1]", "fe80::1")])
+@pytest.mark.parametrize(
+    ("instance", "host"), [("[::1]:9100", "::1"), ("fe80::1", "fe80::1"), ("[fe80::1]", "fe80::1")]
+)
 def test_host_part_of_ipv6_instances(instance: str, host: str) -> None:
     node = CATALOG.by_name["node-disk-cleanup"].parameters[0]
 

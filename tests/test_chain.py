@@ -100,7 +100,9 @@ async def test_fallback_on_exception() -> None:
 
 
 async def test_fallback_on_a_wrong_return_type() -> None:
-    decision = await chain_of(returning("odd", {"lambda_function": "escalate"}), returning("rules", GOOD)).decide(ALERT)  # type: ignore[arg-type]
+    odd = returning("odd", {"lambda_function": "escalate"})  # type: ignore[arg-type]
+
+    decision = await chain_of(odd, returning("rules", GOOD)).decide(ALERT)
 
     assert [p.outcome for p in decision.phases] == [Outcome.ERROR, Outcome.DECIDED]
 
@@ -127,7 +129,9 @@ async def test_per_selector_threshold() -> None:
     fairly_sure = GOOD.model_copy(update={"confidence": 0.8})
     options = {"trm": SelectorOptions(threshold=0.85), "llm": SelectorOptions(threshold=0.5)}
 
-    strict = await chain_of(returning("trm", fairly_sure), returning("rules", GOOD), selector_options=options).decide(ALERT)
+    strict_chain = chain_of(returning("trm", fairly_sure), returning("rules", GOOD), selector_options=options)
+
+    strict = await strict_chain.decide(ALERT)
     lenient = await chain_of(
         returning("llm", GOOD.model_copy(update={"confidence": 0.55})), selector_options=options
     ).decide(ALERT)
@@ -140,16 +144,20 @@ async def test_per_selector_threshold() -> None:
 async def test_threshold_zero_from_options_is_honoured() -> None:
     zero = GOOD.model_copy(update={"confidence": 0.0})
 
-    decision = await chain_of(returning("any", zero), selector_options={"any": SelectorOptions(threshold=0.0)}).decide(ALERT)
+    options = {"any": SelectorOptions(threshold=0.0)}
+
+    decision = await chain_of(returning("any", zero), selector_options=options).decide(ALERT)
 
     assert decision.method == "any"
 
 
 async def test_fallback_on_catalog_rejection() -> None:
-    invented = Proposal(lambda_function="pod-restart", parameters={"name": "api-2", "namespace": "shop"}, confidence=1.0)
+    invented = GOOD.model_copy(update={"parameters": {"name": "api-2", "namespace": "shop"}, "confidence": 1.0})
     unknown = Proposal(lambda_function="delete-namespace", confidence=1.0)
 
-    decision = await chain_of(returning("llm", invented), returning("trm", unknown), returning("rules", GOOD)).decide(ALERT)
+    chain = chain_of(returning("llm", invented), returning("trm", unknown), returning("rules", GOOD))
+
+    decision = await chain.decide(ALERT)
 
     assert decision.method == "rules"
     assert [p.outcome for p in decision.phases] == [Outcome.REJECTED, Outcome.REJECTED, Outcome.DECIDED]

@@ -61,7 +61,8 @@ def test_dash_reads_standard_input() -> None:
 
 
 def test_a_structured_cloudevent() -> None:
-    event = {"specversion": "1.0", "id": "1", "type": "io.homelab.prometheus.alert.fired", "source": "/p", "data": CRASH}
+    event = {"specversion": "1.0", "id": "1", "type": "io.homelab.prometheus.alert.fired", "source": "/p",
+             "data": CRASH}
 
     result = run(orjson.dumps(event).decode())
 
@@ -202,4 +203,5 @@ def test_the_installed_command_reads_standard_input() -> None:
     )
 
     assert done.returncode == 0, done.stderr
-    assert [d["lambda_function"] for d in lines_of(done.stdout.decode())] == ["pod-restart", "flux-reconcile-kustomization"]
+    decisions = lines_of(done.stdout.decode())
+    assert [d["lambda_function"] for d in decisions] == ["pod-restart", "flux-reconcile-kustomization"]

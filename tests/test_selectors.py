@@ -88,7 +88,8 @@ async def test_static_with_parameters() -> None:
 
 
 async def test_static_without_parameters_fills_them_from_the_labels() -> None:
-    target = alert("Anything", {"name": "homepage", "namespace": "flux-system"}, lambda_function=" flux-reconcile-helmrelease ")
+    labels = {"name": "homepage", "namespace": "flux-system"}
+    target = alert("Anything", labels, lambda_function=" flux-reconcile-helmrelease ")
 
     proposal = await StaticSelector(CONTEXT).select(target)
 

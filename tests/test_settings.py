@@ -48,7 +48,9 @@ def test_contract_defaults() -> None:
         ("AGENT_SRE_DENIED_NAMESPACES", "", "denied_namespaces", []),
     ],
 )
-def test_comma_lists(monkeypatch: pytest.MonkeyPatch, variable: str, value: str, field: str, expected: list[str]) -> None:
+def test_comma_lists(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, field: str, expected: list[str]
+) -> None:
     monkeypatch.setenv(variable, value)
 
     assert getattr(Settings(), field) == expected
@@ -73,7 +75,8 @@ def test_contract_names_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_selector_options_json(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AGENT_SRE_SELECTOR_OPTIONS", '{"trm": {"threshold": 0.8, "timeout_s": 0.5}, "llm": {"timeout_s": 9}}')
+    options = '{"trm": {"threshold": 0.8, "timeout_s": 0.5}, "llm": {"timeout_s": 9}}'
+    monkeypatch.setenv("AGENT_SRE_SELECTOR_OPTIONS", options)
     monkeypatch.setenv("AGENT_SRE_SELECTOR_TIMEOUT_S", "3")
 
     settings = Settings()
