@@ -115,7 +115,7 @@ class TRM(nn.Module):
             self.halt_head.bias.fill_(-5.0)
 
     def parameter_count(self) -> int:
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return sum(p.numel() for p in self.parameters())
 
     def embed(self, features: torch.Tensor, roles: torch.Tensor) -> torch.Tensor:
         x = self.piece_embedding(features).sum(2)  # (B, L, F, D) -> (B, L, D)

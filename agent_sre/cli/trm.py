@@ -1,0 +1,90 @@
+"""`agent-sre trm train|eval`: train the TRM selector's model, score it, ship it past a gate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import AgentSreError
+from ..schemas.catalog import ESCALATE, load_catalog
+from .common import fail, load_settings
+
+app = typer.Typer(help="Train and evaluate the TRM selector's model.", no_args_is_help=True)
+
+
+@app.command("train")
+def train_command(
+    out: Annotated[Path, typer.Option(help="Run directory: checkpoint and exported model.")] = Path("runs/trm"),
+    steps: Annotated[int, typer.Option(help="Optimiser steps (one per supervision step).")] = 3000,
+    batch_size: Annotated[int, typer.Option()] = 64,
+    seed: Annotated[int, typer.Option()] = 0,
+    hidden: Annotated[int | None, typer.Option(help="Model width (default 128).")] = None,
+    h_cycles: Annotated[int | None, typer.Option("--h-cycles", help="T: recursions per supervision step.")] = None,
+    l_cycles: Annotated[int | None, typer.Option("--l-cycles", help="n: latent updates per recursion.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the run directory's checkpoint.")] = True,
+    ship: Annotated[bool, typer.Option(help="Replace the shipped model if the new one is not worse on the test split.")] = False,
+) -> None:
+    """Generate the data from docs/RUNBOOK.md, train with deep supervision, export the EMA model."""
+    from ..trm.train import TrainConfig, train
+
+    overrides = {k: v for k, v in {"hidden": hidden, "H_cycles": h_cycles, "L_cycles": l_cycles}.items() if v}
+    config = TrainConfig(steps=steps, batch_size=batch_size, seed=seed, model=overrides)
+    catalog = _catalog()
+    try:
+        metrics = train(catalog, config, out, resume=resume)
+    except AgentSreError as exc:
+        fail(str(exc))
+    typer.echo(json.dumps(metrics, indent=1))
+    if ship:
+        _ship(out, catalog)
+
+
+@app.command("eval")
+def eval_command(
+    model: Annotated[Path | None, typer.Option(help="Model directory (default: the shipped model).")] = None,
+    split: Annotated[str, typer.Option(help="test (held-out alert names) or val.")] = "test",
+) -> None:
+    """Function accuracy, parameter exact-match, precision at 0.7, calibration (ECE), escalate safety."""
+    typer.echo(json.dumps(_evaluate(model, split, _catalog()), indent=1))
+
+
+def _evaluate(directory: Path | None, split: str, catalog) -> dict[str, float]:
+    from ..trm.dataset import build_splits
+    from ..trm.evaluate import evaluate
+    from ..trm.export import load_model
+
+    try:
+        model, encoder, _ = load_model(directory)
+    except AgentSreError as exc:
+        fail(str(exc))
+    if split not in ("test", "val"):
+        fail("--split must be test or val")
+    data = build_splits(catalog, encoder, 0, 8)[split][1]
+    return evaluate(model, data, encoder.functions.index(ESCALATE))
+
+
+def _ship(candidate: Path, catalog) -> None:
+    """The evaluation gate: the shipped model is replaced only by one at least as good."""
+    from ..trm.evaluate import score
+    from ..trm.export import CONFIG, SHIPPED_DIR, VOCABULARY, WEIGHTS, has_model
+
+    new = _evaluate(candidate, "test", catalog)
+    if has_model(SHIPPED_DIR):
+        old = _evaluate(SHIPPED_DIR, "test", catalog)
+        if score(new) < score(old):
+            fail(f"not shipped: test score {score(new)} is worse than the shipped model's {score(old)}", code=1)
+    SHIPPED_DIR.mkdir(parents=True, exist_ok=True)
+    for name in (WEIGHTS, CONFIG, VOCABULARY):
+        shutil.copyfile(candidate / name, SHIPPED_DIR / name)
+    typer.echo(f"shipped to {SHIPPED_DIR}: {json.dumps(new)}")
+
+
+def _catalog():
+    try:
+        return load_catalog(load_settings().catalog_path)
+    except AgentSreError as exc:
+        fail(str(exc))

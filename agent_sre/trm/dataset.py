@@ -1,0 +1,61 @@
+"""Generated examples as tensors, and the fixed splits every run and the evaluation gate share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..schemas.catalog import Catalog
+from .encode import EncoderConfig, encode_alert, targets_for
+from .generate import Example, generate
+from .runbook import load_runbook
+
+# The test split is generated from the runbook's held-out names with this seed, always, so that
+# scores of different runs (and the shipped model's) are comparable.
+TEST_SEED = 20251004
+
+
+@dataclass
+class Tensors:
+    features: torch.Tensor  # (N, L, F) hashed piece ids
+    roles: torch.Tensor  # (N, L)
+    functions: torch.Tensor  # (N,)
+    pointers: torch.Tensor  # (N, slots), IGNORE past the function's parameters
+
+    def __len__(self) -> int:
+        return self.functions.shape[0]
+
+    def take(self, index: torch.Tensor) -> Tensors:
+        return Tensors(self.features[index], self.roles[index], self.functions[index], self.pointers[index])
+
+
+def encode_examples(examples: list[Example], catalog: Catalog, config: EncoderConfig) -> Tensors:
+    features, roles, functions, pointers = [], [], [], []
+    for example in examples:
+        encoded = encode_alert(example.alert, config)
+        function, slots = targets_for(example.alert, example.function, encoded, catalog, config)
+        features.append(encoded.features)
+        roles.append(encoded.roles)
+        functions.append(function)
+        pointers.append(slots)
+    return Tensors(
+        torch.tensor(features, dtype=torch.long),
+        torch.tensor(roles, dtype=torch.long),
+        torch.tensor(functions, dtype=torch.long),
+        torch.tensor(pointers, dtype=torch.long),
+    )
+
+
+def build_splits(
+    catalog: Catalog, config: EncoderConfig, seed: int, per_pattern: int, runbook: Path | None = None
+) -> dict[str, tuple[list[Example], Tensors]]:
+    """train and val (same alert names, different draws) and test (held-out names, fixed seed)."""
+    entries = load_runbook(runbook, functions=catalog.names)
+    splits = {
+        "train": generate(entries, catalog, "train", per_pattern, seed),
+        "val": generate(entries, catalog, "val", max(2, per_pattern // 8), seed),
+        "test": generate(entries, catalog, "test", 24, TEST_SEED),
+    }
+    return {name: (examples, encode_examples(examples, catalog, config)) for name, examples in splits.items()}

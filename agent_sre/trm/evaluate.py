@@ -1,0 +1,64 @@
+"""Scores of a model on one split: accuracy, parameter exact-match, calibration, safety."""
+
+from __future__ import annotations
+
+import torch
+
+from .dataset import Tensors
+from .model import TRM, fully_correct
+
+CONFIDENCE_THRESHOLD = 0.7  # the chain's default threshold
+
+
+def evaluate(
+    model: TRM, data: Tensors, escalate_index: int, halt_threshold: float = 0.5, batch_size: int = 256
+) -> dict[str, float]:
+    """Run `model.infer` (ACT halting) over `data` and summarise what a deployment would see."""
+    was_training = model.training
+    model.eval()
+    functions, correct, confidence, steps = [], [], [], []
+    for start in range(0, len(data), batch_size):
+        batch = data.take(torch.arange(start, min(start + batch_size, len(data))))
+        outputs, used = model.infer(batch.features, batch.roles, halt_threshold=halt_threshold)
+        functions.append(outputs.function_logits.argmax(-1))
+        correct.append(fully_correct(outputs, batch.functions, batch.pointers))
+        confidence.append(torch.sigmoid(outputs.halt_logits))
+        steps.append(used)
+    model.train(was_training)
+    predicted, right = torch.cat(functions), torch.cat(correct).float()
+    conf, used = torch.cat(confidence), torch.cat(steps).float()
+    confident = conf >= CONFIDENCE_THRESHOLD
+    escalate = data.functions == escalate_index
+    return {
+        "examples": float(len(data)),
+        "function_accuracy": float((predicted == data.functions).float().mean()),
+        "parameter_exact_match": float(right.mean()),
+        "coverage_at_0.7": float(confident.float().mean()),
+        "precision_at_0.7": float(right[confident].mean()) if confident.any() else 1.0,
+        "ece": expected_calibration_error(conf, right),
+        "escalate_to_active": float((predicted[escalate] != escalate_index).float().mean()) if escalate.any() else 0.0,
+        "escalate_to_active_at_0.7": float(((predicted != escalate_index) & confident)[escalate].float().mean())
+        if escalate.any()
+        else 0.0,
+        "mean_steps": float(used.mean()),
+    }
+
+
+def expected_calibration_error(confidence: torch.Tensor, correct: torch.Tensor, bins: int = 10) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
+    edges = torch.linspace(0, 1, bins + 1)
+    error = torch.zeros(())
+    for low, high in zip(edges[:-1], edges[1:]):
+        inside = (confidence > low) & (confidence <= high) if low > 0 else (confidence <= high)
+        if inside.any():
+            error += inside.float().mean() * (correct[inside].mean() - confidence[inside].mean()).abs()
+    return float(error)
+
+
+def score(metrics: dict[str, float]) -> tuple[float, float, float]:
+    """What the evaluation gate compares: exact-match first, then safety, then accuracy."""
+    return (
+        round(metrics["parameter_exact_match"], 4),
+        -round(metrics["escalate_to_active"], 4),
+        round(metrics["function_accuracy"], 4),
+    )
