@@ -16,7 +16,7 @@ COPY pyproject.toml README.md ./
 COPY agent_sre ./agent_sre
 RUN pip install . \
     && python -c "import torch; assert not torch.version.cuda, torch.version.cuda" \
-    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin agent-sre
+    && useradd --system --uid 10001 --create-home --home-dir /home/agent-sre --shell /usr/sbin/nologin agent-sre
 
 USER 10001
 EXPOSE 8080
