@@ -66,6 +66,7 @@ async def _select_lines(chain: Chain, path: Path) -> None:
     failed = 0
     for number, line in enumerate(lines, start=1):
         if not line.strip():
+            typer.echo("")  # keeps output line N answering input line N
             continue
         try:
             alerts = alerts_from_json(line)

@@ -1,0 +1,277 @@
+"""End-to-end worker throughput and latency against a bare aio-pika relay, side by side, one run.
+
+    python benchmarks/bench_worker.py --events 5000 --write BENCHMARKS.md
+
+Both sides run in this process against the same RabbitMQ, with the same prefetch and concurrency:
+- worker: the real `Worker` (decode, `static` selector, catalog validation, limits, audit to a file,
+  trigger publish with confirm, ack);
+- relay: consume -> publish the body with confirm -> ack, no parsing at all.
+
+Throughput: N events preloaded in the input queue, timed until N confirmed outputs reach a capture
+queue. Latency: events published at a steady pace below both capacities, each timed from publish
+to arrival of its output. Limits are opened wide (every alert is distinct and the token bucket is
+huge) so that the benchmark measures the processing path, not the suppressions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import aio_pika
+import orjson
+from pydantic import SecretStr
+
+from agent_sre.settings import Settings
+from agent_sre.worker.app import Worker
+from agent_sre.worker.topology import declare, delay_queue_name, dlq_name, retry_delays
+
+EVENT_TYPE = "io.homelab.prometheus.alert.fired"
+
+
+def alert_event(seq: int, sent: float) -> tuple[bytes, dict[str, str]]:
+    """A firing alert that names its own remediation, so the `static` selector decides it."""
+    alert = {
+        "status": "firing",
+        "labels": {"alertname": "KubePodCrashLooping", "pod": f"api-{seq}", "namespace": "bench", "seq": str(seq)},
+        "annotations": {"lambda_function": "pod-restart", "summary": "Pod is crash looping.", "sent": repr(sent)},
+        "startsAt": "2026-11-21T10:00:00Z",
+    }
+    headers = {"specversion": "1.0", "id": f"bench-{seq}", "type": EVENT_TYPE, "source": "/bench",
+               "content-type": "application/json"}
+    return orjson.dumps(alert), headers
+
+
+async def preload(channel: aio_pika.abc.AbstractChannel, queue: str, count: int) -> None:
+    for start in range(0, count, 500):
+        batch = []
+        for seq in range(start, min(start + 500, count)):
+            body, headers = alert_event(seq, 0.0)
+            message = aio_pika.Message(body, headers=headers, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+            batch.append(channel.default_exchange.publish(message, routing_key=queue))
+        await asyncio.gather(*batch)
+
+
+class Capture:
+    """Counts outputs on a queue bound to the output exchange and records each one's latency."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+        self.latencies: list[float] = []
+        self.first = self.last = 0.0
+        self.done = asyncio.Event()
+        self.expected = 0
+
+    async def on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        data = orjson.loads(message.body)
+        alert = data.get("alert", data)  # the worker wraps the alert; the relay copies it
+        seq = alert["labels"]["seq"]
+        sent = float(alert["annotations"]["sent"])
+        if sent:
+            self.latencies.append(time.perf_counter() - sent)
+        self.seen.add(seq)
+        self.last = time.perf_counter()
+        self.first = self.first or self.last
+        await message.ack()
+        if len(self.seen) >= self.expected:
+            self.done.set()
+
+    def reset(self, expected: int) -> None:
+        self.seen.clear()
+        self.latencies.clear()
+        self.first = self.last = 0.0
+        self.expected = expected
+        self.done.clear()
+
+
+async def bind_capture(channel: aio_pika.abc.AbstractChannel, exchange: str, capture: Capture) -> str:
+    queue = await channel.declare_queue(f"{exchange}.capture", durable=True)
+    await queue.bind(exchange, routing_key="")
+    await channel.set_qos(prefetch_count=1000)
+    return await queue.consume(capture.on_message)
+
+
+class Relay:
+    """The floor: consume, publish the same body with a confirm, ack. Nothing else."""
+
+    def __init__(self, connection: aio_pika.abc.AbstractConnection, settings: Settings) -> None:
+        self.connection = connection
+        self.settings = settings
+        self.channels: list[aio_pika.abc.AbstractChannel] = []
+
+    async def start(self) -> None:
+        publish = await self.connection.channel(publisher_confirms=True)
+        self.exchange = await publish.get_exchange(self.settings.output_exchange)
+        consume = await self.connection.channel()
+        self.channels = [consume, publish]
+        await consume.set_qos(prefetch_count=self.settings.prefetch)
+        queue = await consume.get_queue(self.settings.input_queue)
+        slots = asyncio.Semaphore(self.settings.concurrency)
+
+        async def relay(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            async with slots:
+                out = aio_pika.Message(message.body, headers=dict(message.headers or {}),
+                                       delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+                await self.exchange.publish(out, routing_key="")
+                await message.ack()
+
+        await queue.consume(relay)
+
+    async def stop(self) -> None:
+        for channel in self.channels:
+            await channel.close()
+
+
+async def paced(channel: aio_pika.abc.AbstractChannel, exchange: str, count: int, rate: float, first: int) -> None:
+    target = await channel.get_exchange(exchange)
+    interval = 1.0 / rate
+    start = time.perf_counter()
+    for i in range(count):
+        await asyncio.sleep(max(0.0, start + i * interval - time.perf_counter()))
+        body, headers = alert_event(first + i, time.perf_counter())
+        await target.publish(aio_pika.Message(body, headers=headers, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                             routing_key="")
+
+
+async def run_side(name: str, url: str, args: argparse.Namespace, audit_dir: Path) -> dict[str, float]:
+    prefix = f"bench.{name}.{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        amqp_url=SecretStr(url), input_exchange=f"{prefix}.alerts", input_queue=f"{prefix}.alerts",
+        output_exchange=f"{prefix}.triggers", selectors=["static"], prefetch=args.prefetch,
+        concurrency=args.concurrency, rate_limit_burst=10**9, cooldown_s=0, http_port=0,
+        http_host="127.0.0.1", audit_log=audit_dir / f"{name}.jsonl",
+    )
+    connection = await aio_pika.connect_robust(url)
+    channel = await connection.channel()
+    await declare(channel, settings)
+    capture = Capture()
+    await bind_capture(await connection.channel(), settings.output_exchange, capture)
+    await preload(channel, settings.input_queue, args.events)
+    capture.reset(args.events)
+
+    processor = Worker(settings) if name == "worker" else Relay(connection, settings)
+    await processor.start()
+    await asyncio.wait_for(capture.done.wait(), timeout=args.timeout)
+    # Steady state: from the first output to the last, so connecting and declaring don't count.
+    elapsed = capture.last - capture.first
+
+    capture.reset(args.paced)
+    await paced(channel, settings.input_exchange, args.paced, args.rate, first=args.events)
+    await asyncio.wait_for(capture.done.wait(), timeout=args.timeout)
+    latencies = sorted(capture.latencies)
+
+    await processor.stop()
+    await cleanup(channel, settings)
+    await connection.close()
+    return {
+        "rate": (args.events - 1) / elapsed,
+        "seconds": elapsed,
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+    }
+
+
+async def cleanup(channel: aio_pika.abc.AbstractChannel, settings: Settings) -> None:
+    names = [settings.input_queue, dlq_name(settings.input_queue), f"{settings.output_exchange}.capture"]
+    names += [delay_queue_name(settings.input_queue, d) for d in set(retry_delays(settings))]
+    for queue in names:
+        await channel.queue_delete(queue)
+    for exchange in (settings.input_exchange, settings.output_exchange):
+        await channel.exchange_delete(exchange)
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    try:
+        broker = subprocess.run(["rabbitmqctl", "version"], capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        broker = "unknown"
+    return f"{os.cpu_count()} cores, {cpu}; Python {platform.python_version()}; RabbitMQ {broker or 'unknown'} on loopback"
+
+
+def report(args: argparse.Namespace, rounds: list[dict[str, dict[str, float]]]) -> str:
+    lines = [
+        "## Worker vs bare relay (issue 2)",
+        "",
+        f"- Command: `{' '.join(['python'] + sys.argv)}`",
+        f"- Machine: {machine()}",
+        f"- Date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- Throughput: {args.events} events preloaded, timed from the first confirmed output to the last; "
+        f"prefetch {args.prefetch}, concurrency {args.concurrency}. Latency: {args.paced} events published at "
+        f"{args.rate:.0f}/s, publish to output arrival. Worker path: `static` selector, catalog validation, "
+        "limits, audit to a file, confirmed trigger.",
+        "",
+        "| round | side | alerts/s | seconds | p50 latency ms | p99 latency ms | worker / relay |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    ratios = []
+    for number, results in enumerate(rounds, start=1):
+        ratio = results["worker"]["rate"] / results["relay"]["rate"]
+        ratios.append(ratio)
+        for name in ("relay", "worker"):
+            r = results[name]
+            shown = f"{ratio:.0%}" if name == "worker" else ""
+            lines.append(f"| {number} | {name} | {r['rate']:.0f} | {r['seconds']:.2f} | {r['p50_ms']:.1f} | "
+                         f"{r['p99_ms']:.1f} | {shown} |")
+    ratio = statistics.median(ratios)
+    verdict = "meets" if ratio >= 0.5 else "MISSES"
+    lines += ["", f"Worker / relay throughput, median of {len(rounds)} rounds: **{ratio:.0%}** "
+              f"({verdict} the ≥ 50% target).", ""]
+    return "\n".join(lines)
+
+
+def write_section(path: Path, text: str, key: str = "bench_worker") -> None:
+    start, end = f"<!-- {key}:start -->", f"<!-- {key}:end -->"
+    block = f"{start}\n{text}\n{end}"
+    current = path.read_text() if path.exists() else "# Benchmarks\n\nEach section is written by its script under `benchmarks/`; rerun the command to refresh it.\n"
+    if start in current and end in current:
+        current = current[: current.index(start)] + block + current[current.index(end) + len(end):]
+    else:
+        current = current.rstrip() + "\n\n" + block + "\n"
+    path.write_text(current)
+
+
+async def main(args: argparse.Namespace) -> None:
+    url = os.environ.get("AMQP_URL") or os.environ.get("AGENT_SRE_AMQP_URL") or "amqp://guest:guest@127.0.0.1:5672/"
+    rounds: list[dict[str, dict[str, float]]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        # Alternate the sides, so that a noisy neighbour on this shared machine hits both alike.
+        for number in range(args.rounds):
+            results: dict[str, dict[str, float]] = {}
+            for name in ("relay", "worker") if number % 2 == 0 else ("worker", "relay"):
+                print(f"round {number + 1}: {name} ...", file=sys.stderr)
+                results[name] = await run_side(name, url, args, Path(tmp))
+                print(f"  {results[name]}", file=sys.stderr)
+            rounds.append(results)
+    text = report(args, rounds)
+    print(text)
+    if args.write:
+        write_section(args.write, text)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=5000, help="events preloaded for the throughput run")
+    parser.add_argument("--paced", type=int, default=1000, help="events sent at a steady pace for latency")
+    parser.add_argument("--rate", type=float, default=200.0, help="pace of the latency run, events/s")
+    parser.add_argument("--prefetch", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating relay/worker rounds")
+    parser.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds per phase")
+    parser.add_argument("--write", type=Path, help="update this Markdown file's section (e.g. BENCHMARKS.md)")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse_args()))
