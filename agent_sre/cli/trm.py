@@ -19,12 +19,13 @@ app = typer.Typer(help="Train and evaluate the TRM selector's model.", no_args_i
 @app.command("train")
 def train_command(
     out: Annotated[Path, typer.Option(help="Run directory: checkpoint and exported model.")] = Path("runs/trm"),
-    steps: Annotated[int, typer.Option(help="Optimiser steps (one per supervision step).")] = 3000,
-    batch_size: Annotated[int, typer.Option()] = 64,
+    steps: Annotated[int, typer.Option(help="Optimiser steps (one per supervision step).")] = 4000,
+    batch_size: Annotated[int, typer.Option()] = 32,
     seed: Annotated[int, typer.Option()] = 0,
     hidden: Annotated[int | None, typer.Option(help="Model width (default 128).")] = None,
     h_cycles: Annotated[int | None, typer.Option("--h-cycles", help="T: recursions per supervision step.")] = None,
     l_cycles: Annotated[int | None, typer.Option("--l-cycles", help="n: latent updates per recursion.")] = None,
+    threads: Annotated[int, typer.Option(help="Torch threads; 1 wastes less on a CPU shared with other work.")] = 2,
     resume: Annotated[bool, typer.Option(help="Continue from the run directory's checkpoint.")] = True,
     ship: Annotated[bool, typer.Option(help="Replace the shipped model if the new one is not worse on the test split.")] = False,
 ) -> None:
@@ -32,7 +33,7 @@ def train_command(
     from ..trm.train import TrainConfig, train
 
     overrides = {k: v for k, v in {"hidden": hidden, "H_cycles": h_cycles, "L_cycles": l_cycles}.items() if v}
-    config = TrainConfig(steps=steps, batch_size=batch_size, seed=seed, model=overrides)
+    config = TrainConfig(steps=steps, batch_size=batch_size, seed=seed, threads=threads, model=overrides)
     catalog = _catalog()
     try:
         metrics = train(catalog, config, out, resume=resume)

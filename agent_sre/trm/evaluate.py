@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from .dataset import Tensors
 from .model import TRM, fully_correct
@@ -22,7 +23,7 @@ def evaluate(
         outputs, used = model.infer(batch.features, batch.roles, halt_threshold=halt_threshold)
         functions.append(outputs.function_logits.argmax(-1))
         correct.append(fully_correct(outputs, batch.functions, batch.pointers))
-        confidence.append(torch.sigmoid(outputs.halt_logits))
+        confidence.append(model.confidence(outputs))
         steps.append(used)
     model.train(was_training)
     predicted, right = torch.cat(functions), torch.cat(correct).float()
@@ -42,6 +43,15 @@ def evaluate(
         else 0.0,
         "mean_steps": float(used.mean()),
     }
+
+
+def fit_temperature(model: TRM, data: Tensors) -> float:
+    """The halting-logit temperature that minimises the log-loss of "fully correct" on `data`."""
+    outputs, _ = model.infer(data.features, data.roles)
+    right = fully_correct(outputs, data.functions, data.pointers).float()
+    grid = [0.5 + 0.25 * i for i in range(15)]
+    losses = [float(F.binary_cross_entropy_with_logits(outputs.halt_logits / t, right)) for t in grid]
+    return grid[losses.index(min(losses))]
 
 
 def expected_calibration_error(confidence: torch.Tensor, correct: torch.Tensor, bins: int = 10) -> float:

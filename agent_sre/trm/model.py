@@ -44,6 +44,7 @@ class TRMConfig:
     L_cycles: int = 6
     N_sup: int = 16
     halt_loss_weight: float = 0.5
+    halt_temperature: float = 1.0  # fitted on the validation split after training (calibration)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -162,6 +163,11 @@ class TRM(nn.Module):
         correct = fully_correct(outputs, function, pointers).float()
         halt_loss = F.binary_cross_entropy_with_logits(outputs.halt_logits, correct)
         return function_loss + pointer_loss + self.config.halt_loss_weight * halt_loss
+
+    def confidence(self, outputs: Outputs) -> torch.Tensor:
+        """(B,) calibrated probability that the answer is fully right. Halting (logit > 0) does not
+        depend on the temperature, so calibration never changes which step answers."""
+        return torch.sigmoid(outputs.halt_logits / self.config.halt_temperature)
 
     @torch.inference_mode()
     def infer(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,14 +23,13 @@ class Prediction:
 
 
 class Predictor:
-    def __init__(self, model: TRM, encoder: EncoderConfig, catalog: Catalog, temperature: float = 1.0) -> None:
+    def __init__(self, model: TRM, encoder: EncoderConfig, catalog: Catalog) -> None:
         self.model, self.encoder, self.catalog = model, encoder, catalog
-        self.temperature = temperature  # from calibration on the validation split
 
     @classmethod
     def load(cls, catalog: Catalog, directory: Path | None = None) -> Predictor:
-        model, encoder, info = load_model(directory)
-        return cls(model, encoder, catalog, float(info.get("halt_temperature", 1.0)))
+        model, encoder, _ = load_model(directory)
+        return cls(model, encoder, catalog)
 
     def predict(self, alerts: list[Alert]) -> list[Prediction]:
         encoded = [encode_alert(alert, self.encoder) for alert in alerts]
@@ -39,18 +37,16 @@ class Predictor:
         roles = torch.tensor([e.roles for e in encoded], dtype=torch.long)
         outputs, steps = self.model.infer(features, roles)
         functions, pointers = outputs.predictions()
+        confidence = self.model.confidence(outputs)
         return [
-            self._prediction(alert, enc, int(function), slots.tolist(), float(halt), int(used))
-            for alert, enc, function, slots, halt, used in zip(
-                alerts, encoded, functions, pointers, outputs.halt_logits, steps
-            )
+            self._prediction(alert, enc, int(function), slots.tolist(), float(conf), int(used))
+            for alert, enc, function, slots, conf, used in zip(alerts, encoded, functions, pointers, confidence, steps)
         ]
 
     def _prediction(
-        self, alert: Alert, encoded: EncodedAlert, function: int, pointers: list[int], halt: float, steps: int
+        self, alert: Alert, encoded: EncodedAlert, function: int, pointers: list[int], confidence: float, steps: int
     ) -> Prediction:
         name = self.encoder.functions[function]
         # A catalog overridden by config may lack a function the model knows: then nothing is copied.
         parameters = decode_parameters(alert, name, pointers, encoded, self.catalog) if name in self.catalog.by_name else {}
-        confidence = 1.0 / (1.0 + math.exp(-halt / self.temperature))
         return Prediction(name, parameters, confidence, steps)

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from ..schemas.catalog import ESCALATE, Catalog
 from .dataset import Tensors, build_splits
 from .encode import EncoderConfig
-from .evaluate import evaluate
+from .evaluate import evaluate, fit_temperature
 from .export import ema_copy, ema_update, save_model
 from .model import TRM, TRMConfig, fully_correct
 
@@ -32,8 +32,8 @@ CHECKPOINT = "checkpoint.pt"
 class TrainConfig:
     seed: int = 0
     per_pattern: int = 40  # generated alerts per runbook alert name
-    batch_size: int = 64
-    steps: int = 3000  # optimiser steps, one per supervision step
+    batch_size: int = 32
+    steps: int = 4000  # optimiser steps, one per supervision step
     lr: float = 2e-3  # far above the paper's 1e-4: a tiny model and a 30-minute CPU budget
     warmup: int = 150
     weight_decay: float = 0.1
@@ -88,6 +88,7 @@ def train(catalog: Catalog, config: TrainConfig, out_dir: Path, resume: bool = T
                      "model_config": model_config.to_dict(), "train_config": asdict(config), "step": step, "best": best}
             torch.save(state, checkpoint_path)
     progress.close()
+    ema.config.halt_temperature = fit_temperature(ema, splits["val"][1])
     metrics = {name: evaluate(ema, data, escalate) for name, (_, data) in splits.items() if name != "train"}
     save_model(out_dir, ema, encoder, {"train_config": asdict(config), "metrics": metrics, "step": step})
     return metrics
