@@ -104,16 +104,15 @@ async def bind_capture(channel: aio_pika.abc.AbstractChannel, exchange: str, cap
 class Relay:
     """The floor: consume, publish the same body with a confirm, ack. Nothing else."""
 
-    def __init__(self, connection: aio_pika.abc.AbstractConnection, settings: Settings) -> None:
-        self.connection = connection
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.channels: list[aio_pika.abc.AbstractChannel] = []
 
     async def start(self) -> None:
+        # Its own connection, as the worker has.
+        self.connection = await aio_pika.connect_robust(self.settings.require_amqp_url())
         publish = await self.connection.channel(publisher_confirms=True)
         self.exchange = await publish.get_exchange(self.settings.output_exchange)
         consume = await self.connection.channel()
-        self.channels = [consume, publish]
         await consume.set_qos(prefetch_count=self.settings.prefetch)
         queue = await consume.get_queue(self.settings.input_queue)
         slots = asyncio.Semaphore(self.settings.concurrency)
@@ -128,8 +127,7 @@ class Relay:
         await queue.consume(relay)
 
     async def stop(self) -> None:
-        for channel in self.channels:
-            await channel.close()
+        await self.connection.close()
 
 
 async def paced(channel: aio_pika.abc.AbstractChannel, exchange: str, count: int, rate: float, first: int) -> None:
@@ -159,7 +157,7 @@ async def run_side(name: str, url: str, args: argparse.Namespace, audit_dir: Pat
     await preload(channel, settings.input_queue, args.events)
     capture.reset(args.events)
 
-    processor = Worker(settings) if name == "worker" else Relay(connection, settings)
+    processor = Worker(settings) if name == "worker" else Relay(settings)
     await processor.start()
     await asyncio.wait_for(capture.done.wait(), timeout=args.timeout)
     # Steady state: from the first output to the last, so connecting and declaring don't count.

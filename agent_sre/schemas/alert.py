@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
@@ -34,7 +35,7 @@ class Alert(BaseModel):
     def firing(self) -> bool:
         return self.status == "firing"
 
-    @property
+    @cached_property
     def identity(self) -> str:
         """Alertmanager's fingerprint, or the same kind of hash of the label set when absent."""
         if self.fingerprint:
@@ -42,7 +43,7 @@ class Alert(BaseModel):
         canonical = "\x00".join(f"{k}\x01{v}" for k, v in sorted(self.labels.items()))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
-    @property
+    @cached_property
     def correlation_id(self) -> str:
         """Stable for one occurrence of the alert: the same fingerprint and start time."""
         return str(uuid.uuid5(_CORRELATION_NAMESPACE, f"{self.identity}/{self.startsAt or ''}"))
