@@ -177,18 +177,22 @@ class TRM(nn.Module):
         Returns each sample's outputs at the step it halted, and the steps it used (B,)."""
         max_steps = min(max_steps or self.config.N_sup, self.config.N_sup)
         x = self.embed(features, roles)
-        carry = self.initial_carry(features.shape[0])
-        final: Outputs | None = None
+        y, z = self.initial_carry(features.shape[0])
+        active = torch.arange(features.shape[0])  # rows still thinking; halted rows cost nothing
         steps = torch.zeros(features.shape[0], dtype=torch.long)
-        done = torch.zeros(features.shape[0], dtype=torch.bool)
+        final: Outputs | None = None
         for step in range(1, max_steps + 1):
-            carry, outputs = self.supervision_step(x, carry, roles)
-            newly = ~done & ((torch.sigmoid(outputs.halt_logits) >= halt_threshold) | (step == max_steps))
-            final = outputs if final is None else _where(newly, outputs, final)
-            steps[newly] = step
-            done |= newly
-            if bool(done.all()):
+            (y, z), outputs = self.supervision_step(x[active], (y, z), roles[active])
+            halted = (torch.sigmoid(outputs.halt_logits) >= halt_threshold) | (step == max_steps)
+            if final is None:
+                final = outputs  # every row has an answer from step 1 on
+            else:
+                final = _scatter(final, active[halted], outputs, halted)
+            steps[active[halted]] = step
+            keep = ~halted
+            if not bool(keep.any()):
                 break
+            active, y, z = active[keep], y[keep], z[keep]
         assert final is not None
         return final, steps
 
@@ -206,10 +210,9 @@ def fully_correct(outputs: Outputs, function: torch.Tensor, pointers: torch.Tens
     return (predicted_function == function) & pointers_right
 
 
-def _where(mask: torch.Tensor, new: Outputs, old: Outputs) -> Outputs:
-    return Outputs(
-        torch.where(mask[:, None], new.function_logits, old.function_logits),
-        torch.where(mask[:, None, None], new.pointer_logits, old.pointer_logits),
-        torch.where(mask, new.halt_logits, old.halt_logits),
-    )
-
+def _scatter(into: Outputs, rows: torch.Tensor, new: Outputs, mask: torch.Tensor) -> Outputs:
+    """`into` with `rows` replaced by the `mask`ed rows of `new` (which holds only active rows)."""
+    into.function_logits[rows] = new.function_logits[mask]
+    into.pointer_logits[rows] = new.pointer_logits[mask]
+    into.halt_logits[rows] = new.halt_logits[mask]
+    return into
