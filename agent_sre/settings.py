@@ -62,6 +62,18 @@ class Settings(BaseSettings):
     catalog_path: Path | None = None
     denied_namespaces: CommaList = ["kube-system", "kube-public", "kube-node-lease"]
 
+    # LLM selector (`ai`): off while ai_url is unset. The chain's timeout for `ai`
+    # (AGENT_SRE_SELECTOR_OPTIONS='{"ai": {"timeout_s": 30}}') must cover its retries.
+    ai_url: str | None = None  # base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:11434
+    ai_model: str = "default"
+    ai_api_key: SecretStr | None = None
+    ai_api_key_file: Path | None = None
+    ai_timeout_s: float = Field(default=10.0, gt=0)  # per HTTP attempt
+    ai_max_retries: int = Field(default=2, ge=0)
+    ai_backoff_s: float = Field(default=0.5, gt=0)
+    ai_breaker_failures: int = Field(default=5, ge=1)
+    ai_breaker_reset_s: float = Field(default=30.0, gt=0)
+
     # Failures
     retry_max_attempts: int = Field(default=5, ge=1)
     retry_base_delay_s: float = Field(default=1.0, gt=0)
@@ -100,6 +112,8 @@ class Settings(BaseSettings):
             self.amqp_url = SecretStr(_read_secret(self.amqp_url_file, "AGENT_SRE_AMQP_URL_FILE"))
         if self.http_token_file is not None:
             self.http_token = SecretStr(_read_secret(self.http_token_file, "AGENT_SRE_HTTP_TOKEN_FILE"))
+        if self.ai_api_key_file is not None:
+            self.ai_api_key = SecretStr(_read_secret(self.ai_api_key_file, "AGENT_SRE_AI_API_KEY_FILE"))
         return self
 
     def require_amqp_url(self) -> str:
