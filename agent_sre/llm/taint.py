@@ -21,5 +21,7 @@ def named_in_annotations(function: str, alert: Alert) -> bool:
 
 
 def _normalise(text: str) -> str:
-    folded = unicodedata.normalize("NFKC", text).casefold()
+    # Format characters (zero-width spaces, bidi overrides) are invisible: "n\u200bode" reads as "node".
+    visible = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    folded = unicodedata.normalize("NFKC", visible).casefold()
     return "-" + _SEPARATORS.sub("-", folded).strip("-") + "-"
