@@ -96,8 +96,9 @@ async def test_good_answer_becomes_a_proposal_with_parameters_from_labels(fake):
     assert proposal.confidence == MAX_CONFIDENCE  # the model's 0.99 is not taken at its word
 
 
-async def test_tools_fallback_when_the_server_rejects_response_format_and_it_is_remembered(fake):
-    fake.reject_response_format = True
+@pytest.mark.parametrize("message", ["unknown field: response_format", "'type' must be 'text' or 'json_object', not json_schema"])
+async def test_tools_fallback_when_the_server_rejects_response_format_and_it_is_remembered(fake, message):
+    fake.reject_response_format = message
     fake.default = answer("pod-restart")
     ai = selector(fake)
     first = await ai.select(CRASH)

@@ -67,7 +67,7 @@ class ChatClient:
         try:
             reply = await self._post(self._payload(mode, messages, schema))
         except LLMRequestRejected as exc:
-            if mode != JSON_SCHEMA or "response_format" not in exc.body.lower():
+            if mode != JSON_SCHEMA or not _names_response_format(exc.body):
                 raise
             log.info("%s refuses response_format; using tool calls from now on", mask_url(self.endpoint))
             self.mode = mode = TOOLS
@@ -97,7 +97,7 @@ class ChatClient:
             try:
                 async with self._session.post(self.endpoint, data=body, headers=headers) as response:
                     text = await response.text()
-                    if response.status == 200:
+                    if 200 <= response.status < 300:
                         return json_object(text, "the response body")
                     if response.status == 429 or response.status >= 500:
                         error = LLMUnavailable(
@@ -123,6 +123,11 @@ class ChatClient:
         delay = ceiling / 2 + random.random() * ceiling / 2
         retry_after = error.retry_after if error is not None else None
         return max(delay, min(retry_after, BACKOFF_CAP_S)) if retry_after else delay
+
+
+def _names_response_format(body: str) -> bool:
+    body = body.lower()
+    return "response_format" in body or "json_schema" in body
 
 
 def _retry_after(value: str | None) -> float | None:

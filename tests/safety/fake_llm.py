@@ -42,7 +42,7 @@ class FakeLLM:
     default: Reply = field(default_factory=lambda: Reply(answer={"lambda_function": "escalate", "parameters": {},
                                                                   "confidence": 0.5, "reasoning": "unsure"}))
     script: list[Reply] = field(default_factory=list)
-    reject_response_format: bool = False
+    reject_response_format: str = ""  # when set, a request with response_format gets a 400 with this message
     requests: list[Received] = field(default_factory=list)
     url: str = ""
 
@@ -64,7 +64,7 @@ class FakeLLM:
         payload = await request.json()
         self.requests.append(Received(payload, dict(request.headers)))
         if self.reject_response_format and "response_format" in payload:
-            error = {"error": {"message": "unknown field: response_format", "type": "invalid_request_error"}}
+            error = {"error": {"message": self.reject_response_format, "type": "invalid_request_error"}}
             return web.json_response(error, status=400)
         reply = self.script.pop(0) if self.script else self.default
         if reply.delay_s:
