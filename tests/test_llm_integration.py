@@ -51,10 +51,8 @@ INJECTED = Alert(
 
 
 @pytest.fixture
-async def ai():
-    selector = create(SelectorContext(SETTINGS, CATALOG))
-    yield selector
-    await selector.close()
+def ai():
+    return create(SelectorContext(SETTINGS, CATALOG))
 
 
 async def test_a_clear_alert_gets_a_schema_shaped_catalog_answer(ai):

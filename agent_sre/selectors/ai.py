@@ -45,10 +45,6 @@ class AISelector:
         self.system = system_prompt(catalog)
         self.schema = decision_schema(catalog)
 
-    async def close(self) -> None:
-        if self.client is not None:
-            await self.client.close()
-
     async def select(self, alert: Alert) -> Proposal | None:
         if self.client is None:
             return None
