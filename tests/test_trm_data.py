@@ -125,3 +125,10 @@ def test_any_pointer_yields_only_values_taken_from_labels(entries, catalog, enco
                 param = next(p for p in catalog.by_name[function].parameters if p.name == name)
                 assert value in param.candidates(example.alert) and param.regex.fullmatch(value)
     assert LABEL in encode_alert(example.alert, encoder).roles
+
+
+def test_some_generated_alerts_carry_only_what_the_rule_sets(entries, catalog):
+    """The seeds' alerts have no severity and no extra labels; training must include such alerts."""
+    examples = generate(entries, catalog, "train", 4, seed=2)
+    bare = [e for e in examples if "severity" not in e.alert.labels]
+    assert 0.15 < len(bare) / len(examples) < 0.5

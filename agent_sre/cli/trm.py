@@ -19,7 +19,7 @@ app = typer.Typer(help="Train and evaluate the TRM selector's model.", no_args_i
 @app.command("train")
 def train_command(
     out: Annotated[Path, typer.Option(help="Run directory: checkpoint and exported model.")] = Path("runs/trm"),
-    steps: Annotated[int, typer.Option(help="Optimiser steps (one per supervision step).")] = 3000,
+    steps: Annotated[int, typer.Option(help="Optimiser steps (one per supervision step).")] = 2000,
     batch_size: Annotated[int, typer.Option()] = 32,
     seed: Annotated[int, typer.Option()] = 0,
     hidden: Annotated[int | None, typer.Option(help="Model width (default 128).")] = None,

@@ -33,7 +33,7 @@ class TrainConfig:
     seed: int = 0
     per_pattern: int = 40  # generated alerts per runbook alert name
     batch_size: int = 32
-    steps: int = 3000  # optimiser steps, one per supervision step
+    steps: int = 2000  # optimiser steps, one per supervision step
     lr: float = 2e-3  # far above the paper's 1e-4: a tiny model and a 30-minute CPU budget
     warmup: int = 150
     weight_decay: float = 0.1
