@@ -16,7 +16,7 @@ from ..llm.breaker import CircuitBreaker
 from ..llm.client import ChatClient
 from ..llm.errors import LLMError, LLMUnavailable
 from ..llm.prompt import decision_schema, messages, system_prompt
-from ..llm.taint import named_in_annotations
+from ..llm.taint import named_in_alert_text
 from ..schemas.alert import Alert
 from ..schemas.catalog import ESCALATE, Catalog
 from ..schemas.decision import Proposal
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 # A model's self-reported confidence is not calibrated (it says 0.95 about wrong answers too),
 # so it is capped below what the rule table and calibrated selectors can report.
 MAX_CONFIDENCE = 0.9
-# A function the annotations name outright looks like an obeyed injection: kept below the
+# A function the alert's text names outright looks like an obeyed injection: kept below the
 # default threshold (0.7) so the chain asks the next selector instead.
 NAMED_IN_TEXT_CONFIDENCE = 0.5
 MAX_REASONING_CHARS = 500
@@ -84,9 +84,9 @@ class AISelector:
             log.info("ai: ignored model parameters not taken from the labels of %s: %s", alert.alertname, dropped)
         confidence = min(max(float(confidence), 0.0), MAX_CONFIDENCE)
         notes = ""
-        if function != ESCALATE and named_in_annotations(function, alert):
+        if function != ESCALATE and named_in_alert_text(function, alert):
             confidence = min(confidence, NAMED_IN_TEXT_CONFIDENCE)
-            notes = f" [{function} is named in the alert's annotations: confidence capped]"
+            notes = f" [{function} is named in the alert's own text: confidence capped]"
         reasoning = str(answer.get("reasoning", ""))[:MAX_REASONING_CHARS]
         return Proposal(
             lambda_function=function,
