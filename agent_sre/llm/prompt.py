@@ -46,7 +46,8 @@ def system_prompt(catalog: Catalog) -> str:
             lines.append(f"  use when: {'; '.join(spec.when)}")
         for param in spec.parameters:
             optional = "" if param.required else ", optional"
-            lines.append(f"  parameter {param.name} (from label {' or '.join(param.sources)}{optional})")
+            sources = " or ".join(_describe_source(source) for source in param.sources)
+            lines.append(f"  parameter {param.name} (from label {sources}{optional})")
         entries.append("\n".join(lines))
     return _RULES.format(open=OPEN, close=CLOSE, catalog="\n".join(entries))
 
@@ -81,6 +82,13 @@ def decision_schema(catalog: Catalog) -> dict[str, Any]:
         "required": ["lambda_function", "parameters", "confidence", "reasoning"],
         "additionalProperties": False,
     }
+
+
+def _describe_source(source: str) -> str:
+    label, _, transform = source.partition(":")
+    return {"host": f"{label} (its host part)", "pair": f"{label} (as {label}=value)", "key": f"{label} (its name)"}.get(
+        transform, label
+    )
 
 
 def _clip(text: str, limit: int) -> str:
