@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     # NoDecode: bad JSON then fails validation with the variable's name instead of a bare SettingsError.
     selector_options: Annotated[dict[str, SelectorOptions], NoDecode] = {}
     catalog_path: Path | None = None
+    # rag and fewshot: embeddings of the runbook and of the examples, keyed by a hash of their text.
+    retrieval_cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "agent-sre")
+    fewshot_k: int = Field(default=7, ge=1)  # neighbours that vote
+    fewshot_examples_per_pattern: int = Field(default=8, ge=1)  # generated training alerts per runbook name
     denied_namespaces: CommaList = ["kube-system", "kube-public", "kube-node-lease"]
 
     # LLM selector (`ai`): off while ai_url is unset. The chain's timeout for `ai`
