@@ -6,8 +6,9 @@ Quality, per selector, over every test alert (held-out alert names, own value po
 seed as the TRM benchmark): function accuracy; parameter exact-match (the right function and
 exactly the parameters the catalog's label sources give); ECE of the confidence against full
 correctness; coverage and precision at the chain's default threshold 0.7; and how often an alert
-whose right answer is `escalate` gets an active function (at any confidence, and at >= 0.7). Latency: one alert at a time through
-`await selector.select(alert)` (text, embedding in a thread, retrieval, calibration), p50/p95.
+whose right answer is `escalate` gets an active function (at any confidence, and at >= 0.7).
+Latency: one alert at a time through `await selector.select(alert)` (text, embedding in a
+thread, retrieval, calibration), p50/p95.
 Load: the embedding model (cold, in this process), then each selector's index (the cache
 directory given, or a fresh temporary one so that index building is timed too). RSS: peak.
 """
@@ -96,13 +97,15 @@ async def main(alerts: int, cache_dir: Path | None) -> None:
     print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
           f"torch {torch.__version__}; test split: {len(examples)} alerts; cache {cache}")
     print(f"embedding model load: {model_load_s:.2f} s")
-    header = ("selector", "func acc", "param EM", "ECE", "cov@0.7", "prec@0.7", "esc->active", "esc->active@0.7", "p50 ms", "p95 ms", "start s")
+    header = ("selector", "func acc", "param EM", "ECE", "cov@0.7", "prec@0.7", "esc->active", "esc->active@0.7",
+              "p50 ms", "p95 ms", "start s")
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for name, selector in selectors.items():
         q = quality(selector, examples, catalog)
         t = await latency(selector, [e.alert for e in examples[:alerts]])
         print(f"| {name} | {q['function_accuracy']:.3f} | {q['parameter_exact_match']:.3f} | {q['ece']:.3f} | "
-              f"{q['coverage_at_0.7']:.3f} | {q['precision_at_0.7']:.3f} | {q['escalate_to_active']:.3f} | {q['escalate_to_active_at_0.7']:.3f} | "
+              f"{q['coverage_at_0.7']:.3f} | {q['precision_at_0.7']:.3f} | {q['escalate_to_active']:.3f} | "
+              f"{q['escalate_to_active_at_0.7']:.3f} | "
               f"{t['p50_ms']:.1f} | {t['p95_ms']:.1f} | {load_s[name]:.2f} |")
     print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
@@ -110,6 +113,6 @@ async def main(alerts: int, cache_dir: Path | None) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alerts", type=int, default=200, help="alerts timed one at a time per selector")
-    parser.add_argument("--cache-dir", type=Path, default=None, help="reuse this embedding cache (default: a fresh one)")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="reuse this cache (default: a fresh one)")
     args = parser.parse_args()
     asyncio.run(main(args.alerts, args.cache_dir))

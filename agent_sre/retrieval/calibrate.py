@@ -133,7 +133,9 @@ async def _main(per_pattern: int, seed: int) -> None:
     unseen = set(names[::2])
     examples += made_up_alerts(len(examples) // 10, seed)
     rag = RagSelector(catalog, settings.retrieval_cache_dir)
-    fewshot = FewShotSelector(catalog, settings.retrieval_cache_dir, settings.fewshot_k, settings.fewshot_examples_per_pattern)
+    fewshot = FewShotSelector(
+        catalog, settings.retrieval_cache_dir, settings.fewshot_k, settings.fewshot_examples_per_pattern
+    )
     await rag.start()
     await fewshot.start()
     rag_map = fit_rag(rag, examples, unseen)

@@ -40,7 +40,11 @@ class Logistic:
     @classmethod
     def from_dict(cls, data: dict) -> Logistic:
         return cls(
-            tuple(data["features"]), tuple(data["weights"]), float(data["bias"]), tuple(data["mean"]), tuple(data["scale"])
+            tuple(data["features"]),
+            tuple(data["weights"]),
+            float(data["bias"]),
+            tuple(data["mean"]),
+            tuple(data["scale"]),
         )
 
 

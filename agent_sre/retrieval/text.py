@@ -15,8 +15,10 @@ from ..schemas.alert import Alert
 MAX_ANNOTATION_CHARS = 300
 # Labels whose names say nothing about the situation (every alert has them).
 _NOISE_LABELS = frozenset({"alertname", "severity", "prometheus", "uid", "cluster", "endpoint", "instance"})
-# Labels whose values are a small vocabulary worth comparing (not free-form object names).
-_VALUE_LABELS = ("kind", "job", "reason", "type", "condition")
+# Labels whose values are a small vocabulary worth comparing (not free-form object names). Not
+# `job`: it names the exporter (kube-state-metrics for most Kubernetes alerts), not the problem,
+# and it would match the runbook's KubeStateMetricsDown.
+_VALUE_LABELS = ("kind", "reason", "type", "condition")
 _TEXT_ANNOTATIONS = ("summary", "description", "message")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 _TOKEN = re.compile(r"[a-z0-9]+")

@@ -65,7 +65,10 @@ class FewShotSelector:
     def load(self, extra: list[LabelledText] | None = None) -> None:
         """Load the model and embed the example set (blocking); `extra` examples are added as given."""
         embedder = shared_embedder()
-        groups = {"fewshot-train": self._training_examples(), "fewshot-audit": confirmed_examples(self.audit_log, self.catalog)}
+        groups = {
+            "fewshot-train": self._training_examples(),
+            "fewshot-audit": confirmed_examples(self.audit_log, self.catalog),
+        }
         if extra:
             groups["fewshot-extra"] = extra
         examples, blocks = [], []
