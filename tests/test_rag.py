@@ -136,3 +136,16 @@ def test_index_cache_is_written_reused_and_rebuilt_when_the_runbook_changes(tmp_
     assert embedder.texts_encoded - before == chunks
     assert changed.index is not None and any(c.pattern == "PodWedged" for c in changed.index.chunks)
     assert [p.name for p in (tmp_path / "cache").glob(f"{CACHE_KIND}-*.npz")] != [cached.name]
+
+
+async def test_a_burst_of_alerts_shares_embedding_passes(rag: RagSelector) -> None:
+    import asyncio
+
+    embedder = shared_embedder()
+    alerts = [_alert("KubePodCrashLooping", pod=f"web-{i}", namespace="apps") for i in range(12)]
+    before, passes = embedder.texts_encoded, embedder.passes
+    proposals = await asyncio.gather(*(rag.select(alert) for alert in alerts))
+    assert embedder.texts_encoded - before == len(alerts)
+    assert embedder.passes - passes <= 2
+    # every caller gets the answer for its own alert
+    assert [p.parameters["name"] for p in proposals if p] == [f"web-{i}" for i in range(12)]

@@ -48,7 +48,8 @@ class Embedder:
         self.tokenizer.enable_padding()
         self.model_id = f"{MODEL_PACKAGE}=={_version()}"
         self.dimension = int(self.model.config.hidden_size)
-        self.texts_encoded = 0  # counted so that tests can see a cache hit re-embeds nothing
+        # Counted so that tests can see a cache hit re-embed nothing, and a burst share a pass.
+        self.texts_encoded = self.passes = 0
         self._torch = torch
         self._lock = threading.Lock()
 
@@ -67,6 +68,7 @@ class Embedder:
             finally:
                 torch.set_num_threads(threads)
             self.texts_encoded += len(texts)
+            self.passes += 1
         return np.concatenate(rows).astype(np.float32, copy=False)
 
     def _forward(self, texts: list[str]) -> np.ndarray:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..retrieval import fitted
+from ..retrieval.batcher import MicroBatcher
 from ..retrieval.audit_examples import confirmed_examples
 from ..retrieval.cache import VectorCache
 from ..retrieval.calibration import Logistic
@@ -56,6 +57,7 @@ class FewShotSelector:
         self.embedder: Embedder | None = None
         self.examples: ExampleSet | None = None
         self._lock = asyncio.Lock()
+        self._batch = MicroBatcher(self.vote)  # concurrent alerts share one embedding pass
 
     async def start(self) -> None:
         async with self._lock:
@@ -108,8 +110,10 @@ class FewShotSelector:
     async def select(self, alert: Alert) -> Proposal | None:
         if self.examples is None:
             await self.start()
-        vote = (await asyncio.to_thread(self.vote, [alert]))[0]
-        return self.propose(alert, vote)
+        return self.propose(alert, await self._batch(alert))
+
+    async def close(self) -> None:
+        await self._batch.close()
 
 
 def create(context: SelectorContext) -> FewShotSelector:

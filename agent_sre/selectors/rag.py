@@ -1,10 +1,11 @@
 """`rag`: hybrid retrieval over the runbook picks the function; the catalog fills its parameters.
 
 The runbook is indexed once in `start()` (its chunk embeddings cached on disk, keyed by their
-text), and each alert costs one embedding, computed in a worker thread. Retrieval only names a
-function: its parameters come from `catalog.resolve`, i.e. from the alert's own labels, never
-from the runbook or from annotation text. Confidence is a logistic map of the best fused score,
-its cosine and BM25 parts and the margin over the next function, fitted on the val split.
+text), and each alert costs one embedding, computed in a worker thread; alerts that arrive
+together share one batch. Retrieval only names a function: its parameters come from
+`catalog.resolve`, i.e. from the alert's own labels, never from the runbook or from annotation
+text. Confidence is a logistic map of the best fused score, its cosine and BM25 parts, the margin
+over the next function and how many of the name's words the runbook knows, fitted on val.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 from pathlib import Path
 
 from ..retrieval import fitted
+from ..retrieval.batcher import MicroBatcher
 from ..retrieval.cache import VectorCache
 from ..retrieval.calibration import Logistic
 from ..retrieval.embedder import Embedder, shared_embedder
@@ -50,6 +52,7 @@ class RagSelector:
         self.embedder: Embedder | None = None
         self.index: RunbookIndex | None = None
         self._lock = asyncio.Lock()
+        self._batch = MicroBatcher(self.rank)  # concurrent alerts share one embedding pass
 
     async def start(self) -> None:
         async with self._lock:
@@ -88,8 +91,10 @@ class RagSelector:
     async def select(self, alert: Alert) -> Proposal | None:
         if self.index is None:
             await self.start()
-        ranking = (await asyncio.to_thread(self.rank, [alert]))[0]
-        return self.propose(alert, ranking)
+        return self.propose(alert, await self._batch(alert))
+
+    async def close(self) -> None:
+        await self._batch.close()
 
 
 def create(context: SelectorContext) -> RagSelector:

@@ -1,0 +1,60 @@
+"""Alerts that arrive together share one embedding pass.
+
+An alert storm puts many `select` calls in flight at once. Embedding them one by one would queue
+them behind one lock; instead the first caller opens a short window, everything that arrives
+within it goes to a worker thread as one batch, and each caller gets its own result back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class MicroBatcher(Generic[Item, Result]):
+    def __init__(self, compute: Callable[[list[Item]], list[Result]], max_batch: int = 32, window_s: float = 0.002):
+        self.compute = compute  # blocking; runs in a worker thread
+        self.max_batch, self.window_s = max_batch, window_s
+        self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._flush: asyncio.Task[None] | None = None
+
+    async def __call__(self, item: Item) -> Result:
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if self._flush is None or self._flush.done():
+            self._flush = asyncio.create_task(self._drain(), name="retrieval-batch")
+        return await future
+
+    async def close(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            await asyncio.gather(self._flush, return_exceptions=True)
+        for _, future in self._waiting:
+            future.cancel()
+        self._waiting.clear()
+
+    async def _drain(self) -> None:
+        await asyncio.sleep(self.window_s)  # let the rest of a burst arrive
+        while self._waiting:
+            batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
+            live = [(item, future) for item, future in batch if not future.done()]  # skip callers that gave up
+            if not live:
+                continue
+            try:
+                results = await asyncio.to_thread(self.compute, [item for item, _ in live])
+            except Exception as exc:  # isolation point: these callers fail, later ones are still served
+                log.exception("retrieval batch of %d failed", len(live))
+                for _, future in live:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(live, results):
+                if not future.done():
+                    future.set_result(result)
