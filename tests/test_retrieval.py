@@ -31,6 +31,8 @@ def test_alert_text_caps_annotations_and_reads_the_traffic_trend() -> None:
     assert len(text) < MAX_ANNOTATION_CHARS + 200
     assert "Pod High CPU" in text and "traffic rising" in text
     assert "severity" not in text  # a label every alert has says nothing
+    many = Alert(labels={"alertname": "A" * 100_000, **{f"label_{i}": "v" * 1000 for i in range(2000)}})
+    assert len(alert_text(many)) < 3 * MAX_ANNOTATION_CHARS
     flat = Alert(labels={"alertname": "PodHighCPU"}, annotations={"request_rate_change": "-3%"})
     assert "traffic flat" in alert_text(flat)
 

@@ -51,10 +51,10 @@ def cap(text: str, limit: int = MAX_ANNOTATION_CHARS) -> str:
 
 def alert_text(alert: Alert, max_chars: int = MAX_ANNOTATION_CHARS) -> str:
     """The alert as one line: its name in words, its label names, a few categorical values, its summary."""
-    parts = [split_words(alert.alertname)]
+    parts = [split_words(cap(alert.alertname, 200))]
     keys = sorted(k for k in alert.labels if k not in _NOISE_LABELS)
     if keys:
-        parts.append("labels: " + " ".join(keys))
+        parts.append(cap("labels: " + " ".join(keys), max_chars))
     values = [f"{k} {cap(alert.labels[k], 40)}" for k in _VALUE_LABELS if alert.labels.get(k)]
     if values:
         parts.append(" ".join(values))
