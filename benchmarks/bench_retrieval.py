@@ -27,17 +27,20 @@ from pathlib import Path
 import torch
 
 from agent_sre.retrieval.embedder import shared_embedder
-from agent_sre.schemas.catalog import ESCALATE, load_catalog
+from agent_sre.schemas.alert import Alert
+from agent_sre.schemas.catalog import ESCALATE, Catalog, load_catalog
 from agent_sre.selectors.fewshot import FewShotSelector
 from agent_sre.selectors.rag import RagSelector
 from agent_sre.settings import Settings
 from agent_sre.trm.dataset import TEST_SEED
 from agent_sre.trm.evaluate import expected_calibration_error
-from agent_sre.trm.generate import generate
+from agent_sre.trm.generate import Example, generate
 from agent_sre.trm.runbook import load_runbook
 
+Retriever = RagSelector | FewShotSelector
 
-def quality(selector, examples, catalog) -> dict[str, float]:
+
+def quality(selector: Retriever, examples: list[Example], catalog: Catalog) -> dict[str, float]:
     alerts = [e.alert for e in examples]
     if isinstance(selector, RagSelector):
         proposals = [selector.propose(a, r) for a, r in zip(alerts, selector.rank(alerts))]
@@ -67,7 +70,7 @@ def quality(selector, examples, catalog) -> dict[str, float]:
     }
 
 
-async def latency(selector, alerts) -> dict[str, float]:
+async def latency(selector: Retriever, alerts: list[Alert]) -> dict[str, float]:
     await selector.select(alerts[0])  # warm-up
     times = []
     for alert in alerts:

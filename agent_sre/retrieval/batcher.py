@@ -19,7 +19,9 @@ Result = TypeVar("Result")
 
 
 class MicroBatcher(Generic[Item, Result]):
-    def __init__(self, compute: Callable[[list[Item]], list[Result]], max_batch: int = 32, window_s: float = 0.002):
+    def __init__(
+        self, compute: Callable[[list[Item]], list[Result]], max_batch: int = 32, window_s: float = 0.002
+    ) -> None:
         self.compute = compute  # blocking; runs in a worker thread
         self.max_batch, self.window_s = max_batch, window_s
         self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
