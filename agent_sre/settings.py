@@ -66,8 +66,8 @@ class Settings(BaseSettings):
     fewshot_examples_per_pattern: int = Field(default=8, ge=1)  # generated training alerts per runbook name
     denied_namespaces: CommaList = ["kube-system", "kube-public", "kube-node-lease"]
 
-    # LLM selector (`ai`): off while ai_url is unset. The chain's timeout for `ai`
-    # (AGENT_SRE_SELECTOR_OPTIONS='{"ai": {"timeout_s": 30}}') must cover its retries.
+    # LLM selector (`ai`): off while ai_url is unset. Its chain timeout defaults to what its
+    # attempts and backoffs can take; AGENT_SRE_SELECTOR_OPTIONS='{"ai": {"timeout_s": 30}}' overrides.
     ai_url: str | None = None  # base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:11434
     ai_model: str = "default"
     ai_api_key: SecretStr | None = None
@@ -128,9 +128,12 @@ class Settings(BaseSettings):
             )
         return self.amqp_url.get_secret_value()
 
-    def selector_timeout(self, name: str) -> float:
+    def selector_timeout(self, name: str, selector_default: float | None = None) -> float:
+        """The per-selector option, else the selector's own default, else AGENT_SRE_SELECTOR_TIMEOUT_S."""
         options = self.selector_options.get(name)
-        return options.timeout_s if options and options.timeout_s else self.selector_timeout_s
+        if options and options.timeout_s:
+            return options.timeout_s
+        return selector_default or self.selector_timeout_s
 
     def selector_min_confidence(self, name: str) -> float:
         options = self.selector_options.get(name)

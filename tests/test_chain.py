@@ -242,3 +242,22 @@ async def test_confidence_at_the_threshold_passes(confidence: float) -> None:
     decision = await chain_of(returning("trm", GOOD.model_copy(update={"confidence": confidence}))).decide(ALERT)
 
     assert decision.method == "trm"
+
+
+async def test_a_selectors_own_default_timeout_applies_unless_the_operator_sets_one() -> None:
+    # Given a slow selector that declares it needs 5 s, under a 2 s global default
+    class Patient:
+        name = "patient"
+        default_timeout_s = 5.0
+
+        async def select(self, alert: Alert) -> Proposal | None:
+            return None
+
+    catalog = load_catalog()
+    chain = Chain([Patient()], catalog, Settings(selector_timeout_s=2.0))
+    overridden = Chain(
+        [Patient()], catalog, Settings(selector_timeout_s=2.0, selector_options={"patient": {"timeout_s": 0.5}})
+    )
+    # Then its own default wins over the global one, and the operator's option over both
+    assert chain.steps[0].timeout_s == 5.0
+    assert overridden.steps[0].timeout_s == 0.5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,7 +14,7 @@ from ..errors import AgentSreError, InputError
 from ..schemas.alert import Alert, parse_alerts
 from ..schemas.catalog import load_catalog
 from ..schemas.cloudevent import STRUCTURED_CONTENT_TYPE, decode_event
-from ..selectors.base import SelectorContext, create_selectors, start_selectors
+from ..selectors.base import SelectorContext, close_selectors, create_selectors, start_selectors
 from ..selectors.chain import Chain
 from .common import fail, load_settings, read_text_argument
 
@@ -41,14 +42,21 @@ def select(
     except AgentSreError as exc:
         fail(str(exc))
     chain = Chain(chain_selectors, catalog, settings)
-    if file is not None:
-        asyncio.run(_select_lines(chain, file))
-    else:
-        asyncio.run(_select_one(chain, read_text_argument(alert_json)))
+    work = _select_lines(chain, file) if file is not None else _select_one(chain, read_text_argument(alert_json))
+    asyncio.run(_with_selectors(chain, work))
+
+
+async def _with_selectors(chain: Chain, work: Coroutine[Any, Any, None]) -> None:
+    """Load the selectors' models, do the work, and close them (background tasks, sessions) after."""
+    try:
+        await start_selectors(chain.selectors)
+        await work
+    finally:
+        work.close()  # a no-op once awaited; stops a coroutine that never started from warning
+        await close_selectors(chain.selectors)
 
 
 async def _select_one(chain: Chain, text: str) -> None:
-    await start_selectors(chain.selectors)
     try:
         alerts = alerts_from_json(text)
     except InputError as exc:
@@ -58,7 +66,6 @@ async def _select_one(chain: Chain, text: str) -> None:
 
 
 async def _select_lines(chain: Chain, path: Path) -> None:
-    await start_selectors(chain.selectors)
     try:
         lines = path.read_text().splitlines()
     except OSError as exc:

@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from ..llm.breaker import CircuitBreaker
-from ..llm.client import ChatClient
+from ..llm.client import BACKOFF_CAP_S, ChatClient
 from ..llm.errors import LLMError, LLMUnavailable
 from ..llm.prompt import decision_schema, messages, system_prompt
 from ..llm.taint import named_in_alert_text
@@ -38,7 +38,10 @@ class AISelector:
 
     name = "ai"
 
-    def __init__(self, catalog: Catalog, client: ChatClient | None, breaker: CircuitBreaker) -> None:
+    def __init__(
+        self, catalog: Catalog, client: ChatClient | None, breaker: CircuitBreaker, default_timeout_s: float | None = None
+    ) -> None:
+        self.default_timeout_s = default_timeout_s  # the chain's timeout unless the operator sets one
         self.catalog = catalog
         self.client = client
         self.breaker = breaker
@@ -109,4 +112,6 @@ def create(context: SelectorContext) -> AISelector:
             backoff_s=settings.ai_backoff_s,
         )
     breaker = CircuitBreaker(settings.ai_breaker_failures, settings.ai_breaker_reset_s)
-    return AISelector(context.catalog, client, breaker)
+    # Every attempt may take its full HTTP timeout, with at most BACKOFF_CAP_S between attempts.
+    budget = (settings.ai_max_retries + 1) * settings.ai_timeout_s + settings.ai_max_retries * BACKOFF_CAP_S
+    return AISelector(context.catalog, client, breaker, default_timeout_s=budget)

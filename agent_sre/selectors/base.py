@@ -9,7 +9,8 @@ does that around it. Third parties register a factory under the entry-point grou
     mine = "my_package.selector:create"     # create(context: SelectorContext) -> Selector
 
 A selector may also define `async start()` (load a model; the worker is not ready until it
-returns) and `async close()`.
+returns), `async close()`, and `default_timeout_s` (its chain timeout unless the operator sets
+one in AGENT_SRE_SELECTOR_OPTIONS; the global AGENT_SRE_SELECTOR_TIMEOUT_S applies otherwise).
 """
 
 from __future__ import annotations

@@ -40,7 +40,12 @@ class Chain:
         observer: ChainObserver | None = None,
     ) -> None:
         self.steps = [
-            Step(s, settings.selector_timeout(s.name), settings.selector_min_confidence(s.name)) for s in selectors
+            Step(
+                s,
+                settings.selector_timeout(s.name, getattr(s, "default_timeout_s", None)),
+                settings.selector_min_confidence(s.name),
+            )
+            for s in selectors
         ]
         self.catalog = catalog
         self.denied_namespaces = set(settings.denied_namespaces)
