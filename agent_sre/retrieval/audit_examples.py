@@ -5,8 +5,8 @@ A decision counts as confirmed when it was published and either came from the op
 reviewed it. Decisions the model selectors made on their own are not confirmed: learning from
 them would let one mistake reinforce itself.
 
-The audit records hold the alert's name but not its labels; a record that does carry `labels`
-(and `annotations`) is embedded in full, like a training example.
+The worker's audit records carry the alert's name and labels (not its annotations); what a
+record carries is embedded like a training example.
 """
 
 from __future__ import annotations

@@ -125,6 +125,7 @@ class Pipeline:
             "correlation_id": alert.correlation_id,
             "fingerprint": alert.identity,
             "alertname": alert.alertname,
+            "labels": alert.labels,
             "action": action,
             **extra,
         }
