@@ -1,0 +1,87 @@
+"""The `trm` selector with the model shipped in the package."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from agent_sre.cli import app
+from agent_sre.schemas.alert import Alert
+from agent_sre.schemas.catalog import load_catalog
+from agent_sre.selectors.base import SelectorContext, create_selectors
+from agent_sre.selectors.chain import Chain
+from agent_sre.selectors.trm import TRMSelector
+from agent_sre.settings import Settings
+
+FLUX = {"alertname": "FluxReconciliationFailure", "name": "homepage", "namespace": "flux-system", "kind": "Kustomization"}
+CRASH = {"alertname": "PodCrashLoopBackOff", "pod": "homepage-6d4cf56db6-x2x7q", "namespace": "web"}
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog()
+
+
+@pytest.fixture
+async def selector(catalog):
+    selector = TRMSelector(catalog)
+    await selector.start()
+    yield selector
+    await selector.close()
+
+
+async def test_shipped_model_answers_the_seed_examples(selector):
+    flux = await selector.select(Alert(labels=FLUX))
+    assert flux is not None and flux.lambda_function == "flux-reconcile-kustomization"
+    assert flux.parameters == {"name": "homepage", "namespace": "flux-system"}
+    assert flux.confidence >= 0.7 and flux.iterations >= 1
+    crash = await selector.select(Alert(labels=CRASH))
+    assert crash is not None and crash.lambda_function == "pod-restart"
+    assert crash.parameters == {"name": CRASH["pod"], "namespace": "web"}
+
+
+async def test_the_chain_publishes_the_trm_decision(catalog):
+    settings = Settings(selectors=["trm", "rules"])
+    chain = Chain(create_selectors(settings.selectors, SelectorContext(settings, catalog)), catalog, settings)
+    decision = await chain.decide(Alert(labels=FLUX))
+    assert decision.method == "trm" and decision.lambda_function == "flux-reconcile-kustomization"
+    assert [p.selector for p in decision.phases] == ["trm"]
+    await chain.selectors[0].close()
+
+
+async def test_a_malformed_label_value_never_becomes_a_parameter(selector, catalog):
+    alert = Alert(labels={**CRASH, "pod": "Homepage_Pod!"})
+    proposal = await selector.select(alert)
+    assert proposal is not None and "Homepage_Pod!" not in proposal.parameters.values()
+    for value in proposal.parameters.values():
+        assert value in alert.labels.values()
+    chain = Chain([selector], catalog, Settings(selectors=["trm"]))
+    decision = await chain.decide(alert)
+    assert "Homepage_Pod!" not in decision.parameters.values()
+
+
+async def test_concurrent_alerts_share_micro_batches(selector):
+    calls = []
+    predict = selector.predictor.predict
+    selector.predictor.predict = lambda alerts: calls.append(len(alerts)) or predict(alerts)
+    alerts = [Alert(labels={**CRASH, "pod": f"web-{i}"}) for i in range(12)]
+    proposals = await asyncio.gather(*(selector.select(a) for a in alerts))
+    assert sum(calls) == 12 and len(calls) < 12
+    assert [p.parameters.get("name") for p in proposals] == [f"web-{i}" for i in range(12)]
+
+
+async def test_a_cancelled_select_does_not_stop_the_selector(selector):
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(selector.select(Alert(labels=FLUX)), timeout=0.0001)
+    proposal = await asyncio.wait_for(selector.select(Alert(labels=FLUX)), timeout=5)
+    assert proposal is not None and proposal.lambda_function == "flux-reconcile-kustomization"
+
+
+def test_select_command_uses_the_shipped_model():
+    result = CliRunner().invoke(app, ["select", "--selectors", "trm", orjson.dumps({"labels": CRASH}).decode()])
+    assert result.exit_code == 0, result.output
+    decision = orjson.loads(result.output.strip().splitlines()[-1])
+    assert decision["lambda_function"] == "pod-restart" and decision["method"] == "trm"
