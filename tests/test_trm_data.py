@@ -132,3 +132,13 @@ def test_some_generated_alerts_carry_only_what_the_rule_sets(entries, catalog):
     examples = generate(entries, catalog, "train", 4, seed=2)
     bare = [e for e in examples if "severity" not in e.alert.labels]
     assert 0.15 < len(bare) / len(examples) < 0.5
+
+
+def test_jittered_label_slots_keep_pointers_consistent(entries, catalog, encoder):
+    rng = random.Random(11)
+    for example in generate(entries, catalog, "train", 1, seed=11):
+        encoded = encode_alert(example.alert, encoder, jitter=rng)
+        assert len(encoded.roles) == encoder.seq_len
+        _, pointers = targets_for(example.alert, example.function, encoded, catalog, encoder)
+        decoded = decode_parameters(example.alert, example.function, pointers, encoded, catalog)
+        assert decoded == catalog.resolve(example.function, example.alert)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,10 +32,12 @@ class Tensors:
         return Tensors(self.features[index], self.roles[index], self.functions[index], self.pointers[index])
 
 
-def encode_examples(examples: list[Example], catalog: Catalog, config: EncoderConfig) -> Tensors:
+def encode_examples(
+    examples: list[Example], catalog: Catalog, config: EncoderConfig, jitter: random.Random | None = None
+) -> Tensors:
     features, roles, functions, pointers = [], [], [], []
     for example in examples:
-        encoded = encode_alert(example.alert, config)
+        encoded = encode_alert(example.alert, config, jitter)
         function, slots = targets_for(example.alert, example.function, encoded, catalog, config)
         features.append(encoded.features)
         roles.append(encoded.roles)
@@ -58,4 +61,8 @@ def build_splits(
         "val": generate(entries, catalog, "val", max(2, per_pattern // 8), seed),
         "test": generate(entries, catalog, "test", 24, TEST_SEED),
     }
-    return {name: (examples, encode_examples(examples, catalog, config)) for name, examples in splits.items()}
+    jitter = {"train": random.Random(seed)}  # only training alerts get scattered label slots
+    return {
+        name: (examples, encode_examples(examples, catalog, config, jitter.get(name)))
+        for name, examples in splits.items()
+    }

@@ -25,6 +25,7 @@ parameter's pattern, so a value can only ever come from the alert itself.
 
 from __future__ import annotations
 
+import random
 import re
 import zlib
 from dataclasses import asdict, dataclass
@@ -77,14 +78,19 @@ class EncodedAlert:
     label_keys: list[str | None]  # (L,) the label at each LABEL position
 
 
-def encode_alert(alert: Alert, config: EncoderConfig) -> EncodedAlert:
+def encode_alert(alert: Alert, config: EncoderConfig, jitter: random.Random | None = None) -> EncodedAlert:
+    """With `jitter` (training only), empty slots are scattered between the labels, so the model
+    learns to read a label wherever it sits rather than from the slot it usually gets."""
     positions: list[tuple[int, list[str], str | None]] = [(CLS, ["cls"], None)]
     names = _CAMEL.findall(alert.alertname)[: config.name_tokens]
     positions += [(NAME, _word_pieces(w), None) for w in names]
     positions += _pad(len(names), config.name_tokens)
     keys = sorted((k for k in alert.labels if k != "alertname"), key=_label_priority)[: config.label_tokens]
-    positions += [(LABEL, _pair_pieces(k, alert.labels[k]), k) for k in keys]
-    positions += _pad(len(keys), config.label_tokens)
+    labels = [(LABEL, _pair_pieces(k, alert.labels[k]), k) for k in keys] + _pad(len(keys), config.label_tokens)
+    if jitter is not None:
+        for _ in range(jitter.randrange(config.label_tokens - len(keys) + 1)):
+            labels.insert(jitter.randrange(len(labels)), labels.pop())  # move a trailing PAD inside
+    positions += labels
     context = [k for k in sorted(alert.annotations) if k not in _TEXT_ANNOTATIONS and k not in _SKIPPED_ANNOTATIONS]
     context = context[: config.context_tokens]
     positions += [(CONTEXT, _pair_pieces(k, alert.annotations[k]), None) for k in context]
