@@ -1,4 +1,4 @@
-"""Read docs/RUNBOOK.md into one `RunbookEntry` per catalog function.
+"""Read the runbook (docs/RUNBOOK.md, shipped as agent_sre/data/RUNBOOK.md) into one `RunbookEntry` per function.
 
 The runbook is written for people; its sections keep a fixed shape (`## function`, then
 `- **field**: value` lines) so that this parser can turn it into the seed of the training data.
@@ -12,7 +12,8 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
-DEFAULT_RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "RUNBOOK.md"
+# In the package, so an installed (non-editable) agent-sre has it; docs/RUNBOOK.md links here.
+DEFAULT_RUNBOOK = Path(__file__).resolve().parents[1] / "data" / "RUNBOOK.md"
 CONTEXT_KEYS = frozenset({"traffic"})  # conditions on metric context, not on labels
 
 _FIELD = re.compile(r"^- \*\*(?P<field>[a-z ]+)\*\*:\s*(?P<value>.*)$")
