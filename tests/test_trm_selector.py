@@ -43,6 +43,15 @@ async def test_shipped_model_answers_the_seed_examples(selector):
     assert crash.parameters == {"name": CRASH["pod"], "namespace": "web"}
 
 
+@pytest.mark.parametrize(
+    "kind, function",
+    [("HelmRelease", "flux-reconcile-helmrelease"), ("GitRepository", "flux-reconcile-gitrepository")],
+)
+async def test_the_kind_label_decides_a_generic_flux_alert(selector, kind, function):
+    proposal = await selector.select(Alert(labels={**FLUX, "kind": kind}))
+    assert proposal is not None and proposal.lambda_function == function
+
+
 async def test_the_chain_publishes_the_trm_decision(catalog):
     settings = Settings(selectors=["trm", "rules"])
     chain = Chain(create_selectors(settings.selectors, SelectorContext(settings, catalog)), catalog, settings)
