@@ -19,6 +19,9 @@ RUN pip install . \
     && useradd --system --uid 10001 --create-home --home-dir /home/agent-sre --shell /usr/sbin/nologin agent-sre
 
 USER 10001
+# Fill the rag and fewshot embedding caches (~/.cache/agent-sre) in the image, so a container
+# starts in seconds and never computes them again.
+RUN agent-sre select '{"labels": {"alertname": "Watchdog"}}' > /dev/null
 EXPOSE 8080
 
 # slim has no curl; the port follows AGENT_SRE_HTTP_PORT when it is overridden.

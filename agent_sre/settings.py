@@ -11,7 +11,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigError
 
-DEFAULT_SELECTORS = ["static", "rules"]
+# The model selectors decide what they are sure of; `ai` abstains until AGENT_SRE_AI_URL is set.
+DEFAULT_SELECTORS = ["static", "trm", "rag", "fewshot", "ai", "rules"]
 DEFAULT_EVENT_TYPE = "io.homelab.prometheus.alert.fired"
 CommaList = Annotated[list[str], NoDecode]
 

@@ -30,7 +30,6 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from agent_sre.schemas.alert import Alert
 from agent_sre.schemas.catalog import ESCALATE, Catalog, load_catalog
 from agent_sre.selectors.base import SelectorContext, create_selectors
 from agent_sre.selectors.chain import Chain
@@ -42,19 +41,10 @@ from agent_sre.trm.runbook import load_runbook
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_worker import write_section  # noqa: E402
+from probes import PROBES, right  # noqa: E402
 
 CHAIN = ["static", "trm", "rag", "fewshot", "ai", "rules"]
 THRESHOLD = 0.7
-_CPU = {"alertname": "PodCPUHigh", "pod": "app-xyz", "namespace": "production"}
-# Written by hand, not by the generator: the seeds' multi-condition cases in plain phrasings.
-PROBES = [
-    (Alert(labels=_CPU, annotations={"summary": "CPU usage is high, CPU at 91% and traffic is rising"}), "scale-pod"),
-    (Alert(labels=_CPU, annotations={"summary": "CPU at 85%, request rate growing 1000 req/s"}), "scale-pod"),
-    (Alert(labels=_CPU, annotations={"request_rate_change": "+150%"}), "scale-pod"),
-    (Alert(labels=_CPU, annotations={"summary": "CPU at 92% and traffic is flat"}), "pod-restart"),
-    (Alert(labels={"alertname": "FluxReconciliationFailure", "name": "homepage", "namespace": "flux-system",
-                   "kind": "Kustomization"}), "flux-reconcile-kustomization"),
-]
 
 
 def score(rows: list[tuple[Example, str | None, dict[str, str], float, float]], catalog: Catalog) -> dict[str, float]:
@@ -178,12 +168,14 @@ def report(args, test, val, per_selector, fallback, decided_by, tried, load, rss
         "Targets:",
         *[f"- {'PASS' if ok else 'MISS'}: {name} — {value}" for name, ok, value in targets],
         "",
-        f"Hand-written probes (not from the generator): {sum(d.lambda_function == e for _, e, d in probes)}"
+        f"Hand-written probes (benchmarks/probes.py, not from the generator): "
+        f"{sum(right(e, d.lambda_function) for _, e, d in probes)}"
         f"/{len(probes)} right.",
         "",
         "| probe | expected | chain decided | by | confidence |",
         "|---|---|---|---|---|",
-        *[f"| {a.alertname} {dict(a.annotations) or ''} | {e} | {d.lambda_function} | {d.method} | {d.confidence:.3f} |"
+        *[f"| {a.alertname} {dict(a.annotations) or ''} | {e or 'escalate or none'} | {d.lambda_function} | "
+          f"{d.method} | {d.confidence:.3f} |"
           for a, e, d in probes],
         "",
     ]

@@ -1,11 +1,13 @@
 """TRM selector benchmark: quality on the held-out test split, the recursion ablation, CPU latency.
 
-    python benchmarks/bench_trm.py [--model DIR] [--ablation DIR_1x1 DIR_3x6] [--write BENCHMARKS.md]
+    python benchmarks/bench_trm.py [--model DIR] [--ablation DIR ...] [--write BENCHMARKS.md]
 
 Quality: function accuracy, parameter exact-match, precision of decisions with confidence >= 0.7,
 ECE, and how often an alert whose right answer is `escalate` gets an active function. Latency:
 one alert at a time through `Predictor.predict` (encoding, ACT inference, parameter copy), p50 and
-p95; throughput with micro-batches of 32; model load time; peak RSS.
+p95; throughput with micro-batches of 32; model load time; peak RSS. Ablation: every run directory
+given (e.g. 1x1 and 3x6 runs of several seeds), on the test split, on its multi-condition part (the
+CPU alerts whose answer depends on the traffic trend) and on the hand-written probes.
 """
 
 from __future__ import annotations
@@ -17,30 +19,40 @@ import resource
 import statistics
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
-from agent_sre.schemas.catalog import ESCALATE, load_catalog
-from agent_sre.trm.dataset import build_splits, encode_examples
-from agent_sre.trm.evaluate import evaluate
-from agent_sre.trm.export import SHIPPED_DIR, load_model
+from agent_sre.schemas.catalog import load_catalog
+from agent_sre.trm.dataset import build_splits
+from agent_sre.trm.evaluate import evaluate_predictor
+from agent_sre.trm.export import SHIPPED_DIR
 from agent_sre.trm.predict import Predictor
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_worker import write_section  # noqa: E402
+from probes import PROBES, right  # noqa: E402
 
 MULTI_CONDITION = {"PodHighCPU", "ContainerHighCPUUsage", "PodCPUHigh", "HighCPUUsage", "ContainerCPUSaturation"}
 
 
-def quality(directory: Path, catalog) -> dict[str, dict[str, float]]:
-    model, encoder, info = load_model(directory)
-    splits = build_splits(catalog, encoder, 0, 8)
-    escalate = encoder.functions.index(ESCALATE)
-    test_examples, test = splits["test"]
-    multi = [e for e in test_examples if e.family in MULTI_CONDITION]
+def quality(directory: Path, catalog) -> dict:
+    """Scores through `Predictor.predict`, as the `trm` selector decides (name check included)."""
+    predictor = Predictor.load(catalog, directory)
+    model, info = predictor.model, json.loads((directory / "config.json").read_text())
+    test = build_splits(catalog, predictor.encoder, 0, 8)["test"][0]
+    multi = [e for e in test if e.family in MULTI_CONDITION]
+    predictions = predictor.predict([alert for alert, _ in PROBES])
+    decided = [p.function if p.confidence >= 0.7 else None for p in predictions]  # below 0.7 the chain goes on
     return {
-        "test": evaluate(model, test, escalate),
-        "test_multi_condition": evaluate(model, encode_examples(multi, catalog, encoder), escalate),
+        "test": evaluate_predictor(predictor, test, catalog),
+        "test_multi_condition": evaluate_predictor(predictor, multi, catalog),
+        "probes_right": sum(right(expected, chosen) for (_, expected), chosen in zip(PROBES, decided)),
+        "probes": [(alert.alertname, dict(alert.annotations), expected, p.function, round(p.confidence, 3))
+                   for (alert, expected), p in zip(PROBES, predictions)],
         "info": {"parameters": info["parameters"], "H_cycles": model.config.H_cycles, "L_cycles": model.config.L_cycles,
-                 "hidden": model.config.hidden, "train_steps": info.get("step")},
+                 "hidden": model.config.hidden, "mixer": model.config.mixer, "train_steps": info.get("step")},
     }
 
 
@@ -75,8 +87,8 @@ def latency(directory: Path, catalog, alerts: int = 200) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=SHIPPED_DIR)
-    parser.add_argument("--ablation", type=Path, nargs=2, metavar=("DIR_1x1", "DIR_3x6"))
-    parser.add_argument("--write", type=Path, help="append a Markdown section to this file")
+    parser.add_argument("--ablation", type=Path, nargs="+", metavar="DIR", help="run directories to compare")
+    parser.add_argument("--write", type=Path, help="update this Markdown file's section (e.g. BENCHMARKS.md)")
     args = parser.parse_args()
     catalog = load_catalog()
     report = {"model": quality(args.model, catalog), "latency": latency(args.model, catalog)}
@@ -84,34 +96,51 @@ def main() -> None:
         report["ablation"] = {str(d): quality(d, catalog) for d in args.ablation}
     print(json.dumps(report, indent=1))
     if args.write:
-        with args.write.open("a") as out:
-            out.write(_markdown(report, " ".join(["python"] + sys.argv)))
+        write_section(args.write, _markdown(report, " ".join(["python"] + sys.argv)), key="bench_trm")
 
 
 def _markdown(report: dict, command: str) -> str:
-    test, lat = report["model"]["test"], report["latency"]
+    model, lat = report["model"], report["latency"]
+    test = model["test"]
     lines = [
-        "\n## TRM selector\n",
-        f"Command: `{command}` on {platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} threads, torch {torch.__version__}.\n",
-        "Models trained with `agent-sre trm train --out DIR --threads 1` (seed 0, default 2000 steps), the "
-        "1x1 ablation with `--h-cycles 1 --l-cycles 1` added; the shipped one went in through the gate "
-        "(`--ship`). The test split holds only alert names the model never saw in training.\n",
-        "| metric (held-out test split) | value |", "|---|---|",
+        "## TRM selector (issue 3)",
+        "",
+        f"- Command: `{command}`",
+        f"- Machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
+        f"date {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}",
+        "- Models trained with `agent-sre trm train --out DIR --threads 1 --seed S` (default 2000 steps), the 1x1 "
+        "runs with `--h-cycles 1 --l-cycles 1` added; the shipped model went in through the gate (`--ship`). The "
+        "test split holds only alert names the model never saw in training.",
+        "",
+        "| shipped model, held-out test split | value |", "|---|---|",
     ]
     for key in ("examples", "function_accuracy", "parameter_exact_match", "precision_at_0.7", "coverage_at_0.7",
                 "ece", "escalate_to_active", "escalate_to_active_at_0.7", "mean_steps"):
         lines.append(f"| {key} | {test[key]:.4g} |")
+    lines.append(f"| multi-condition part: exact-match | {model['test_multi_condition']['parameter_exact_match']:.4g} |")
+    lines.append(f"| hand-written probes right (benchmarks/probes.py) | {model['probes_right']}/{len(PROBES)} |")
     lines += ["", "| latency, one alert at a time | value |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in lat.items()]
+    lines += ["", "| probe | expected | trm | confidence |", "|---|---|---|---|"]
+    lines += [f"| {name} {annotations or ''} | {expected or 'escalate or none'} | {chosen} | {confidence} |"
+              for name, annotations, expected, chosen, confidence in model["probes"]]
     if "ablation" in report:
-        lines += ["", "| ablation (same parameters, same steps) | params | test exact-match | multi-condition exact-match |",
-                  "|---|---|---|---|"]
+        lines += ["", "| ablation run (same parameters, same steps) | H×L, mixer | params | test exact-match | "
+                  "multi-condition exact-match | probes right |", "|---|---|---|---|---|---|"]
+        groups: dict[str, list[dict]] = {}
         for directory, result in report["ablation"].items():
             info = result["info"]
-            lines.append(f"| H_cycles={info['H_cycles']} L_cycles={info['L_cycles']} ({directory}) | {info['parameters']} | "
-                         f"{result['test']['parameter_exact_match']:.4f} | "
-                         f"{result['test_multi_condition']['parameter_exact_match']:.4f} |")
+            shape = f"{info['H_cycles']}×{info['L_cycles']} {info['mixer']}"
+            groups.setdefault(shape, []).append(result)
+            lines.append(f"| {directory} | {shape} | {info['parameters']} | {result['test']['parameter_exact_match']:.4f} | "
+                         f"{result['test_multi_condition']['parameter_exact_match']:.4f} | "
+                         f"{result['probes_right']}/{len(PROBES)} |")
+        for shape, results in groups.items():
+            mean = {key: statistics.mean(r[key]["parameter_exact_match"] for r in results)
+                    for key in ("test", "test_multi_condition")}
+            lines.append(f"| **mean of {len(results)}** | {shape} | | {mean['test']:.4f} | "
+                         f"{mean['test_multi_condition']:.4f} | "
+                         f"{statistics.mean(r['probes_right'] for r in results):.1f}/{len(PROBES)} |")
     return "\n".join(lines) + "\n"
 
 

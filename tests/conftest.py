@@ -55,6 +55,7 @@ def broker_settings(amqp_url: str) -> Iterator[Settings]:
         retry_max_delay_s=1.0,
         retry_max_attempts=3,
         http_port=0,
+        selectors=["static", "rules"],  # the worker's tests; the model selectors have their own
     )
     yield settings
     _delete_topology(amqp_url, settings)

@@ -28,6 +28,8 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in list(os.environ):
         if name.startswith("AGENT_SRE_"):
             monkeypatch.delenv(name)
+    # These tests are about the command's input and output; test_trm_selector runs the models.
+    monkeypatch.setenv("AGENT_SRE_SELECTORS", "static,rules")
     monkeypatch.chdir(tmp_path)
 
 
@@ -193,12 +195,13 @@ def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_the_installed_command_reads_standard_input() -> None:
-    # The console script end to end, in its own process, as the README demo runs it.
+    # The console script end to end, in its own process, as the README demo runs it: the default
+    # chain, models and all (a cold embedding cache takes some seconds to fill).
     done = subprocess.run(
         [sys.executable, "-c", "from agent_sre.cli import main; main()", "select", "-"],
         input=orjson.dumps(WEBHOOK),
         capture_output=True,
-        timeout=60,
+        timeout=180,
         env={k: v for k, v in os.environ.items() if not k.startswith("AGENT_SRE_")},
     )
 

@@ -86,6 +86,16 @@ def test_unseen_alert_words_share_pieces_with_known_ones(encoder):
     assert not crash & name_pieces("Watchdog")
 
 
+def test_a_change_keeps_its_sign_and_a_pod_name_is_no_number(encoder):
+    def features(**annotations: str) -> list[list[int]]:
+        return encode_alert(Alert(labels={"alertname": "PodCPUHigh"}, annotations=annotations), encoder).features
+
+    assert features(traffic_change="-40%") != features(traffic_change="+40%") != features(traffic_change="40%")
+    # `-515` inside a pod name is part of the name, not a drop of 515
+    assert features(summary="CPU of api-515d565-x2 is high") == features(summary="CPU of api 515d565 x2 is high")
+    assert features(summary="traffic -5% in 1h") != features(summary="traffic 5% in 1h")
+
+
 def test_targets_point_at_the_preferred_label(catalog, encoder):
     alert = Alert(labels={"alertname": "FluxKustomizationNotReady", "name": "apps", "namespace": "flux-system",
                           "exported_namespace": "media"})
@@ -142,3 +152,16 @@ def test_jittered_label_slots_keep_pointers_consistent(entries, catalog, encoder
         _, pointers = targets_for(example.alert, example.function, encoded, catalog, encoder)
         decoded = decode_parameters(example.alert, example.function, pointers, encoded, catalog)
         assert decoded == catalog.resolve(example.function, example.alert)
+
+
+def test_only_the_trend_tells_the_two_cpu_answers_apart(entries, catalog):
+    # Rising and flat draws share their labels pair by pair, so no label can give the answer away.
+    examples = [e for e in generate(entries, catalog, "train", 8, seed=3) if e.family == "PodCPUHigh"]
+    rising = sorted(sorted(e.alert.labels.items()) for e in examples if e.function == "scale-pod")
+    flat = sorted(sorted(e.alert.labels.items()) for e in examples if e.function == "pod-restart")
+    assert rising and rising == flat
+    trends = [e for e in examples if e.function == "scale-pod"]
+    assert all(set(e.alert.annotations) - {"summary", "description", "runbook_url", "cpu_usage"}
+               or any(w in e.alert.annotations.get("summary", "") + e.alert.annotations.get("description", "")
+                      for w in ("rising", "growing", "increasing", "up", "spiking", "climbing", "surging"))
+               for e in trends)

@@ -67,10 +67,11 @@ def test_pointers_can_only_name_labels_or_none(tiny_set):
     assert set(chosen_roles.unique().tolist()) <= {1, 3}  # CLS (none) or LABEL
 
 
-def test_tiny_model_overfits_a_tiny_set_in_seconds(tiny_set):
+@pytest.mark.parametrize("mixer", ["mlp", "attention"])
+def test_tiny_model_overfits_a_tiny_set_in_seconds(tiny_set, mixer):
     encoder, data = tiny_set
     torch.manual_seed(0)
-    model = TRM(_tiny_config(encoder))
+    model = TRM(_tiny_config(encoder, mixer=mixer))
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     targets = (data.functions, data.pointers)
     started = time.monotonic()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import orjson
 import pytest
@@ -14,6 +15,7 @@ from agent_sre.schemas.catalog import load_catalog
 from agent_sre.selectors.base import SelectorContext, create_selectors
 from agent_sre.selectors.chain import Chain
 from agent_sre.selectors.trm import TRMSelector
+from agent_sre.trm.predict import Predictor
 from agent_sre.settings import Settings
 
 FLUX = {"alertname": "FluxReconciliationFailure", "name": "homepage", "namespace": "flux-system", "kind": "Kustomization"}
@@ -50,6 +52,49 @@ async def test_shipped_model_answers_the_seed_examples(selector):
 async def test_the_kind_label_decides_a_generic_flux_alert(selector, kind, function):
     proposal = await selector.select(Alert(labels={**FLUX, "kind": kind}))
     assert proposal is not None and proposal.lambda_function == function
+
+
+CPU = {"alertname": "PodCPUHigh", "pod": "shop-api-7d9f8b6c4-x2x7q", "namespace": "web"}
+
+
+@pytest.mark.parametrize(
+    "annotations, function",
+    [
+        ({"summary": "CPU usage is high, CPU at 91% and traffic is rising"}, "scale-pod"),
+        ({"summary": "CPU at 85%, request rate growing 1000 req/s"}, "scale-pod"),
+        ({"request_rate_change": "+150%"}, "scale-pod"),
+        ({"summary": "CPU at 92% and traffic is flat"}, "pod-restart"),
+        ({"request_rate_change": "+1%", "summary": "CPU of shop-api-7d9f8b6c4-x2x7q is high"}, "pod-restart"),
+        ({}, "pod-restart"),
+    ],
+)
+async def test_the_request_rate_trend_decides_a_cpu_alert(selector, annotations, function):
+    # The seeds' multi-condition case: the same labels, and only the trend tells the answers apart.
+    proposal = await selector.select(Alert(labels=CPU, annotations=annotations))
+    assert proposal is not None and proposal.lambda_function == function, proposal
+    assert proposal.parameters == {"name": CPU["pod"], "namespace": "web"}
+
+
+def test_an_answer_one_word_of_the_name_flips_loses_confidence(catalog):
+    # The name check: the alert is read again without each word of its name; a reading that
+    # disagrees takes its share off the confidence.
+    predictor = Predictor.load(catalog)
+    alert = Alert(labels=CRASH)  # Pod Crash Loop Back Off: five readings without one word
+    [plain] = predictor.predict([alert])
+    infer = predictor.model.infer
+
+    def one_reading_disagrees(features, roles, **options):
+        outputs, steps = infer(features, roles, **options)
+        if len(features) == 5:  # the readings without one word
+            logits = outputs.function_logits.clone()
+            logits[0] = -logits[0]
+            outputs = dataclasses.replace(outputs, function_logits=logits)
+        return outputs, steps
+
+    predictor.model.infer = one_reading_disagrees
+    [checked] = predictor.predict([alert])
+    assert checked.function == plain.function == "pod-restart"
+    assert checked.confidence == pytest.approx(plain.confidence * 5 / 6, rel=1e-4)
 
 
 async def test_the_chain_publishes_the_trm_decision(catalog):

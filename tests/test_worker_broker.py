@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from agent_sre.cli import app
 from agent_sre.cli.send import Encoding, encode_event
-from agent_sre.settings import DEFAULT_EVENT_TYPE, Settings
+from agent_sre.settings import DEFAULT_EVENT_TYPE, DEFAULT_SELECTORS, Settings
 from agent_sre.worker.app import Worker
 from agent_sre.worker.audit import AuditLog
 from agent_sre.worker.deadletter import ATTEMPTS, REASON
@@ -327,3 +327,19 @@ async def test_the_workers_http_ingress_feeds_the_same_pipeline(start_worker) ->
     assert orjson.loads(trigger.body)["parameters"]["name"] == "api-5"
     [dead] = await harness.dead_letters(1)
     assert dead.headers[REASON] == "invalid_json" and dead.body == b"{oops"
+
+
+async def test_the_default_chain_decides_with_its_model_selectors(start_worker, tmp_path: Path) -> None:
+    # The chain `agent-sre run` starts by default, models and all; PodCPUHigh's answer depends on
+    # the request-rate trend, which only the summary tells.
+    harness = await start_worker(selectors=DEFAULT_SELECTORS, retrieval_cache_dir=tmp_path / "cache")
+    labels = {"alertname": "PodCPUHigh", "pod": "shop-api-7d9f8b6c4-x2x7q", "namespace": "shop"}
+    rising = {"labels": labels, "annotations": {"summary": "CPU at 93%, traffic is rising"}}
+    await harness.send(rising)
+
+    [trigger] = await harness.triggers(1, timeout_s=60)
+    data = orjson.loads(trigger.body)
+    assert data["lambda_function"] == "scale-pod" and data["triggered_by"] == "trm"
+    assert data["parameters"] == {"name": labels["pod"], "namespace": "shop"}
+    [record] = harness.audit()
+    assert [phase["selector"] for phase in record["decision"]["phases"]] == ["static", "trm"]

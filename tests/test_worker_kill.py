@@ -39,6 +39,7 @@ def _worker_env(settings: Settings, audit: Path) -> dict[str, str]:
         AGENT_SRE_HTTP_HOST="127.0.0.1",
         AGENT_SRE_AUDIT_LOG=str(audit),
         AGENT_SRE_LOG_LEVEL="WARNING",
+        AGENT_SRE_SELECTORS="static,rules",
     )
     return env
 

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ..errors import AgentSreError
-from ..schemas.catalog import ESCALATE, load_catalog
+from ..schemas.catalog import load_catalog
 from .common import fail, load_settings
 
 app = typer.Typer(help="Train and evaluate the TRM selector's model.", no_args_is_help=True)
@@ -21,10 +21,12 @@ def train_command(
     out: Annotated[Path, typer.Option(help="Run directory: checkpoint and exported model.")] = Path("runs/trm"),
     steps: Annotated[int, typer.Option(help="Optimiser steps (one per supervision step).")] = 2000,
     batch_size: Annotated[int, typer.Option()] = 32,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (warm-up, then cosine decay).")] = 2e-3,
     seed: Annotated[int, typer.Option()] = 0,
     hidden: Annotated[int | None, typer.Option(help="Model width (default 128).")] = None,
     h_cycles: Annotated[int | None, typer.Option("--h-cycles", help="T: recursions per supervision step.")] = None,
     l_cycles: Annotated[int | None, typer.Option("--l-cycles", help="n: latent updates per recursion.")] = None,
+    mixer: Annotated[str | None, typer.Option(help="Across positions: attention (default) or mlp (TRM-MLP).")] = None,
     threads: Annotated[int, typer.Option(help="Torch threads; 1 wastes less on a CPU shared with other work.")] = 2,
     resume: Annotated[bool, typer.Option(help="Continue from the run directory's checkpoint.")] = True,
     ship: Annotated[bool, typer.Option(help="Replace the shipped model if the new one is not worse on the test split.")] = False,
@@ -32,8 +34,10 @@ def train_command(
     """Generate the data from docs/RUNBOOK.md, train with deep supervision, export the EMA model."""
     from ..trm.train import TrainConfig, train
 
-    overrides = {k: v for k, v in {"hidden": hidden, "H_cycles": h_cycles, "L_cycles": l_cycles}.items() if v}
-    config = TrainConfig(steps=steps, batch_size=batch_size, seed=seed, threads=threads, model=overrides)
+    if mixer not in (None, "mlp", "attention"):
+        fail("--mixer must be mlp or attention")
+    overrides = {k: v for k, v in {"hidden": hidden, "H_cycles": h_cycles, "L_cycles": l_cycles, "mixer": mixer}.items() if v}
+    config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, threads=threads, model=overrides)
     catalog = _catalog()
     try:
         metrics = train(catalog, config, out, resume=resume)
@@ -54,18 +58,19 @@ def eval_command(
 
 
 def _evaluate(directory: Path | None, split: str, catalog) -> dict[str, float]:
+    """Scores of the model in `directory` as the `trm` selector uses it (name check included)."""
     from ..trm.dataset import build_splits
-    from ..trm.evaluate import evaluate
-    from ..trm.export import load_model
+    from ..trm.evaluate import evaluate_predictor
+    from ..trm.predict import Predictor
 
-    try:
-        model, encoder, _ = load_model(directory)
-    except AgentSreError as exc:
-        fail(str(exc))
     if split not in ("test", "val"):
         fail("--split must be test or val")
-    data = build_splits(catalog, encoder, 0, 8)[split][1]
-    return evaluate(model, data, encoder.functions.index(ESCALATE))
+    try:
+        predictor = Predictor.load(catalog, directory)
+    except AgentSreError as exc:
+        fail(str(exc))
+    examples = build_splits(catalog, predictor.encoder, 0, 8)[split][0]
+    return evaluate_predictor(predictor, examples, catalog)
 
 
 def _ship(candidate: Path, catalog) -> None:

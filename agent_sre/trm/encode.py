@@ -6,7 +6,9 @@ as the sum of the embeddings of up to `features` hashed pieces (fastText style):
   alert name the model never saw (`ContainerNotReady`) still shares most pieces with ones it saw
   (`KubeContainerWaiting`, `PodNotReady`), and a typo or new word degrades gracefully;
 - numbers become sign and log-magnitude buckets (`+37%` -> `num`, `sign+`, `mag6`), so metric
-  context such as a request-rate change is comparable across values;
+  context such as a request-rate change is comparable across values; a signed percentage and a
+  word that says which way something moves (`rising`, `steady`, `dropping`) also get a shared
+  direction piece (`trend+`, `trend=`, `trend-`), so the trend reads the same in any phrasing;
 - a label is one position: its key (whole and split on `_`, so `exported_namespace` is close to
   `namespace`), a shape mark for its value, and the value's words.
 Pieces are hashed with CRC32 into `buckets` rows; no vocabulary file can go stale, and the
@@ -41,10 +43,22 @@ NONE_POINTER = 0
 _TEXT_ANNOTATIONS = ("summary", "description", "message")
 _SKIPPED_ANNOTATIONS = frozenset({"runbook_url", "runbook", "dashboard", "lambda_function", "lambda_parameters"})
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
-_TEXT_WORD = re.compile(r"[+-]?\d+(?:\.\d+)?%?|[A-Za-z][A-Za-z0-9]*")
+# a number standing alone (`+37%`, `(1200`), else a run of letters and digits; the `-515` inside the pod
+# name `api-515d565-c42bh` is not a negative number
+_TEXT_WORD = re.compile(r"(?<![\w.-])[+-]?\d+(?:\.\d+)?%?(?![\w.-])|[A-Za-z0-9]+")
 _NUMBER = re.compile(r"^[+-]?\d+(?:\.\d+)?%?$")
 _VALUE_SPLIT = re.compile(r"[-_.:/@ =]+")
 _DNS = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# Words that say which way a metric moves share one piece per direction, as a signed percentage
+# does (`+150%` goes up, `+3%` is flat), so "traffic is surging" and "rps_change: +80%" look alike.
+FLAT_CHANGE_PCT = 10.0
+NAME_WORD_DROP = 0.35  # training only: the share of alert names that lose one word
+_TREND_WORDS = {
+    **dict.fromkeys(["growing", "rising", "increasing", "increased", "up", "spiking", "climbing", "surging",
+                     "doubled", "tripled", "higher"], "+"),
+    **dict.fromkeys(["flat", "steady", "stable", "unchanged", "normal", "constant", "usual"], "="),
+    **dict.fromkeys(["falling", "dropping", "decreasing", "decreased", "down", "lower", "halved"], "-"),
+}
 
 
 @dataclass(frozen=True)
@@ -78,11 +92,23 @@ class EncodedAlert:
     label_keys: list[str | None]  # (L,) the label at each LABEL position
 
 
-def encode_alert(alert: Alert, config: EncoderConfig, jitter: random.Random | None = None) -> EncodedAlert:
+def name_words(alert: Alert, config: EncoderConfig) -> list[str]:
+    return _CAMEL.findall(alert.alertname)[: config.name_tokens]
+
+
+def encode_alert(
+    alert: Alert, config: EncoderConfig, jitter: random.Random | None = None, drop_name_word: int | None = None
+) -> EncodedAlert:
     """With `jitter` (training only), empty slots are scattered between the labels, so the model
-    learns to read a label wherever it sits rather than from the slot it usually gets."""
+    learns to read a label wherever it sits rather than from the slot it usually gets, and a third
+    of the alert names lose one word, so no single word of a name it knows decides on its own (an
+    unseen name such as `KubernetesJobFailed` shares only some words with the known ones)."""
     positions: list[tuple[int, list[str], str | None]] = [(CLS, ["cls"], None)]
-    names = _CAMEL.findall(alert.alertname)[: config.name_tokens]
+    names = name_words(alert, config)
+    if jitter is not None and len(names) > 1 and jitter.random() < NAME_WORD_DROP:
+        del names[jitter.randrange(len(names))]
+    if drop_name_word is not None:
+        del names[drop_name_word]
     positions += [(NAME, _word_pieces(w), None) for w in names]
     positions += _pad(len(names), config.name_tokens)
     keys = sorted((k for k in alert.labels if k != "alertname"), key=_label_priority)[: config.label_tokens]
@@ -166,19 +192,27 @@ def _word_pieces(word: str) -> list[str]:
         return _number_pieces(word)
     lower = word.lower()
     marked = f"<{lower}>"
-    return [f"w:{lower}"] + [f"g:{marked[i:i + 3]}" for i in range(len(marked) - 2)]
+    trend = [f"trend{_TREND_WORDS[lower]}"] if lower in _TREND_WORDS else []
+    return [f"w:{lower}"] + trend + [f"g:{marked[i:i + 3]}" for i in range(len(marked) - 2)]
 
 
 def _number_pieces(word: str) -> list[str]:
     value = float(word.rstrip("%"))
     magnitude = int(abs(value)).bit_length()  # log2 buckets: 0, 1, 2-3, 4-7, ...
     sign = "-" if value < 0 else "+" if word.startswith("+") else "="
-    return ["num", f"sign{sign}", f"mag{magnitude}", f"num{sign}{magnitude}"] + (["pct"] if word.endswith("%") else [])
+    pieces = ["num", f"sign{sign}", f"mag{magnitude}", f"num{sign}{magnitude}"]
+    if word.endswith("%"):
+        pieces.append("pct")
+        if sign != "=":  # a signed percentage is a change: say which way, as the trend words do
+            pieces.append("trend=" if abs(value) < FLAT_CHANGE_PCT else f"trend{sign}")
+    return pieces
 
 
 def _pair_pieces(key: str, value: str) -> list[str]:
     pieces = [f"k:{key}"] + [f"kp:{part}" for part in key.lower().split("_") if part]
     pieces.append("v:dns" if _DNS.match(value) else "v:other")
+    if _NUMBER.match(value):
+        return pieces + _number_pieces(value)  # keep the sign of `-40%`
     for word in [w for w in _VALUE_SPLIT.split(value) if w][:4]:
         pieces += _word_pieces(word)
     return pieces

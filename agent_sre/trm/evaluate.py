@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import statistics
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 
+from ..schemas.catalog import ESCALATE, Catalog
 from .dataset import Tensors
+from .generate import Example
 from .model import TRM, fully_correct
+
+if TYPE_CHECKING:
+    from .predict import Predictor
 
 CONFIDENCE_THRESHOLD = 0.7  # the chain's default threshold
 
@@ -42,6 +50,32 @@ def evaluate(
         if escalate.any()
         else 0.0,
         "mean_steps": float(used.mean()),
+    }
+
+
+def evaluate_predictor(predictor: Predictor, examples: list[Example], catalog: Catalog, batch_size: int = 128) -> dict[str, float]:
+    """The same scores as `evaluate`, through `Predictor.predict`: what the `trm` selector decides,
+    name check included. Exact-match: the function and the parameters the catalog resolves for it."""
+    predictions = []
+    for start in range(0, len(examples), batch_size):
+        predictions += predictor.predict([e.alert for e in examples[start : start + batch_size]])
+    right = torch.tensor([p.function == e.function and p.parameters == catalog.resolve(e.function, e.alert)
+                          for p, e in zip(predictions, examples)], dtype=torch.float32)
+    conf = torch.tensor([p.confidence for p in predictions])
+    confident = conf >= CONFIDENCE_THRESHOLD
+    escalate = torch.tensor([e.function == ESCALATE for e in examples])
+    active = torch.tensor([p.function != ESCALATE for p in predictions])
+    function_right = torch.tensor([p.function == e.function for p, e in zip(predictions, examples)], dtype=torch.float32)
+    return {
+        "examples": float(len(examples)),
+        "function_accuracy": float(function_right.mean()),
+        "parameter_exact_match": float(right.mean()),
+        "coverage_at_0.7": float(confident.float().mean()),
+        "precision_at_0.7": float(right[confident].mean()) if confident.any() else 1.0,
+        "ece": expected_calibration_error(conf, right),
+        "escalate_to_active": float(active[escalate].float().mean()) if escalate.any() else 0.0,
+        "escalate_to_active_at_0.7": float((active & confident)[escalate].float().mean()) if escalate.any() else 0.0,
+        "mean_steps": float(statistics.mean(p.steps for p in predictions)),
     }
 
 

@@ -43,8 +43,11 @@ def load_model(directory: Path | None = None) -> tuple[TRM, EncoderConfig, dict[
     vocabulary.pop("recipe", None)
     vocabulary["functions"] = tuple(vocabulary["functions"])
     encoder = EncoderConfig(**vocabulary)
-    model = TRM(TRMConfig(**config["model"]))
-    model.load_state_dict(weights)
+    model = TRM(TRMConfig(**{"mixer": "mlp", **config["model"]}))  # models from before `mixer` were all MLP
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise ConfigError(f"the TRM weights in {directory} do not fit its config.json: {exc}") from exc
     model.eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)

@@ -44,9 +44,17 @@ _FLUX_KINDS = {
     "flux-reconcile-gitrepository": "GitRepository",
     "flux-reconcile-helmrelease": "HelmRelease",
 }
-_RISING = ("growing", "rising", "increasing", "up", "spiking")
-_FLAT = ("flat", "steady", "stable", "unchanged")
-_RATE_KEYS = ("request_rate_change", "traffic_change", "rps_change", "requests_trend")
+# Metric context for the CPU alerts whose answer depends on the request-rate trend. Both answers
+# are drawn from the same label sets and summaries, so only the trend can tell them apart.
+_CPU_SAYS = ("CPU of {pod} is high", "CPU usage is high", "{pod} is using {cpu}% of its CPU limit",
+             "high CPU on {namespace}/{pod}", "container {container} is CPU saturated", "CPU at {cpu}%")
+_RISING = ("growing", "rising", "increasing", "up", "spiking", "climbing", "surging")
+_FLAT = ("flat", "steady", "stable", "unchanged", "normal", "constant")
+_FALLING = ("falling", "dropping", "decreasing", "down")  # CPU high while traffic falls: not a scaling case
+_TRENDS = ("request rate {word} {change:+d}% in 15m", "traffic is {word}", "traffic {word} {change:+d}%",
+           "requests {word} at {rps} req/s", "request rate {word} ({rps} req/s)", "load is {word}",
+           "{rps} req/s and {word}", "incoming requests are {word}", "rps {word} {change:+d}% over 1h")
+_RATE_KEYS = ("request_rate_change", "traffic_change", "rps_change", "requests_trend", "traffic_trend")
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,14 @@ def generate(
         # escalate has many more names than any other function; halve its share to keep balance
         count = max(1, per_pattern // 2) if function == ESCALATE else per_pattern
         for pattern in patterns:
+            if pattern.context:
+                # twice the share, and pairs: draw i of PodCPUHigh (rising) has the same labels and
+                # summary as draw i of PodCPUHigh (flat); only the trend differs
+                for i in range(2 * count):
+                    base = random.Random(f"{split}/{seed}/{pattern.name}/{i}")
+                    alert = _context_alert(base, rng, pools, pattern)
+                    examples.append(Example(alert, function, pattern.name))
+                continue
             for _ in range(count):
                 alert = _alert(rng, pools, entry, catalog.by_name[function], pattern)
                 examples.append(Example(alert, function, pattern.name))
@@ -82,7 +98,10 @@ def _alert(rng: random.Random, pools: dict, entry: RunbookEntry, spec: FunctionS
     value = _value_maker(rng, pools, app, spec.name)
     labels: dict[str, str] = {"alertname": pattern.name}
     for param in spec.parameters:
-        chosen = _choose_sources(rng, [s.partition(":")[0] for s in param.sources], param.required)
+        keys = [s.partition(":")[0] for s in param.sources]
+        if spec.name == "scale-pod":
+            keys = [k for k in keys if k != "pod"]  # an HPA alert names its HPA or workload, not a pod
+        chosen = _choose_sources(rng, keys, param.required)
         for key in chosen:
             labels.setdefault(key, value(key))
         if "exported_namespace" in chosen and "namespace" not in labels:
@@ -154,8 +173,6 @@ def _annotations(rng: random.Random, entry: RunbookEntry, labels: dict[str, str]
     annotations: dict[str, str] = {}
     fillable = [t for t in entry.says if _fillable(t, labels)]
     summary = rng.choice(fillable).format(**labels) if fillable and rng.random() < 0.75 else ""
-    if pattern.context:
-        summary = _with_context(rng, pattern.context, summary, annotations)
     if summary:
         annotations[rng.choice(_TEXT_KEYS) if rng.random() < 0.2 else "summary"] = summary
     if rng.random() < 0.2:
@@ -163,22 +180,39 @@ def _annotations(rng: random.Random, entry: RunbookEntry, labels: dict[str, str]
     return annotations
 
 
-def _with_context(rng: random.Random, context: str, summary: str, annotations: dict[str, str]) -> str:
-    """Put the request-rate trend in an annotation, in the summary, both, or (flat) nowhere."""
-    cpu = rng.randrange(85, 100)
-    where = rng.choice(["annotation", "summary", "both", "none" if context == "flat" else "both"])
-    if context == "rising":
+def _context_alert(base: random.Random, rng: random.Random, pools: dict, pattern: AlertPattern) -> Alert:
+    """A CPU alert as container metrics label it; `base` draws what both answers share, `rng` the trend."""
+    app = base.choice(pools["app"])
+    value = _value_maker(base, pools, app, "")
+    labels = {"alertname": pattern.name, "pod": value("pod"), "namespace": value("namespace")}
+    for key, share in (("container", 0.5), ("deployment", 0.2), ("instance", 0.3), ("job", 0.3), ("node", 0.2),
+                       ("service", 0.2), ("severity", 0.7)):
+        if base.random() < share:
+            labels[key] = value(key)
+    cpu = base.randrange(80, 100)
+    summary = base.choice(_CPU_SAYS).format(**{"cpu": cpu, "container": app, **labels})
+    summary = summary if base.random() < 0.8 else ""
+    annotations: dict[str, str] = {}
+    if base.random() < 0.3:
+        annotations["cpu_usage"] = f"{cpu}%"
+    rising = pattern.context == "rising"
+    where = rng.choice(["annotation", "summary", "both"] if rising else ["annotation", "summary", "both", "none"])
+    if rising:
         change, word = rng.randrange(25, 400), rng.choice(_RISING)
+    elif rng.random() < 0.25:
+        change, word = -rng.randrange(15, 70), rng.choice(_FALLING)
     else:
         change, word = rng.randrange(-6, 7), rng.choice(_FLAT)
     if where in ("annotation", "both"):
-        annotations[rng.choice(_RATE_KEYS)] = f"{change:+d}%"
-        if rng.random() < 0.5:
-            annotations["cpu_usage"] = f"{cpu}%"
+        annotations[rng.choice(_RATE_KEYS)] = f"{change:+d}%" if rng.random() < 0.7 else word
     if where in ("summary", "both"):
-        phrase = f"request rate {word} {change:+d}% in 15m" if rng.random() < 0.6 else f"traffic is {word}"
-        summary = f"{summary or 'CPU usage is high'}, CPU at {cpu}% and {phrase}"
-    return summary
+        trend = rng.choice(_TRENDS).format(word=word, change=change, rps=rng.randrange(20, 5000))
+        summary = f"{summary}, {trend}" if summary and rng.random() < 0.8 else f"{trend}; {summary}" if summary else trend
+    if summary:
+        annotations[rng.choice(_TEXT_KEYS) if rng.random() < 0.2 else "summary"] = summary
+    if rng.random() < 0.2:
+        annotations["runbook_url"] = f"https://runbooks.example.org/{pattern.name.lower()}"
+    return Alert(labels=labels, annotations=annotations)
 
 
 def _fillable(template: str, labels: dict[str, str]) -> bool:

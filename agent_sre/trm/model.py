@@ -1,8 +1,11 @@
 """The Tiny Recursive Model (arXiv 2510.04871), shaped for alerts: one config, a few modules, the
 loss inside `forward`.
 
-One small network `net` (2 post-norm MLP-mixer blocks, no biases, no learned norm gain) does
-both jobs of the paper's recursion. Per supervision step:
+One small network `net` (2 post-norm blocks, no biases, no learned norm gain) does both jobs of
+the paper's recursion. A block mixes positions with self-attention (the default) or, as TRM-MLP
+does, with an MLP across positions; the channel MLP is SwiGLU either way. Attention won here: the
+words that decide a multi-condition alert ("traffic is rising") sit anywhere in the summary, and
+an MLP across positions must learn each word at each position (BENCHMARKS.md). Per supervision step:
 
     repeat T = H_cycles times (the first T-1 without gradient):
         repeat n = L_cycles times:  z = net(z + y + x)     # refine the latent from the alert
@@ -38,6 +41,7 @@ class TRMConfig:
     slots: int = 3
     hidden: int = 128
     layers: int = 2
+    mixer: str = "attention"  # across positions: "attention" or "mlp" (TRM-MLP)
     expansion: float = 4.0  # SwiGLU inner size = expansion * hidden * 2/3, as in the paper
     token_expansion: float = 2.0  # the same, across the sequence axis
     H_cycles: int = 3
@@ -93,6 +97,26 @@ class MixerBlock(nn.Module):
         return rms_norm(h + self.channel_mlp(h))  # (B, L, D)
 
 
+class AttentionBlock(nn.Module):
+    """The paper's other variant: self-attention in place of the token MLP. It reads a word the same
+    wherever it sits in the summary, which a per-position token MLP has to learn position by position."""
+
+    def __init__(self, config: TRMConfig) -> None:
+        super().__init__()
+        self.heads = max(1, config.hidden // 64)
+        self.qkv = nn.Linear(config.hidden, 3 * config.hidden, bias=False)
+        self.out = nn.Linear(config.hidden, config.hidden, bias=False)
+        self.channel_mlp = SwiGLU(config.hidden, config.expansion)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        batch, length, width = h.shape
+        q, k, v = self.qkv(h).view(batch, length, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
+        # QK-norm bounds the attention logits, which otherwise grow over ~40 applications per step
+        mixed = F.scaled_dot_product_attention(rms_norm(q), rms_norm(k), v).transpose(1, 2).reshape(batch, length, width)
+        h = rms_norm(h + self.out(mixed))
+        return rms_norm(h + self.channel_mlp(h))
+
+
 class TRM(nn.Module):
     def __init__(self, config: TRMConfig) -> None:
         super().__init__()
@@ -101,7 +125,8 @@ class TRM(nn.Module):
         self.piece_embedding = nn.Embedding(config.buckets, d, padding_idx=0)
         self.role_embedding = nn.Embedding(ROLES, d)
         self.position_embedding = nn.Parameter(torch.randn(config.seq_len, d) * 0.02)
-        self.net = nn.Sequential(*[MixerBlock(config) for _ in range(config.layers)])
+        block = AttentionBlock if config.mixer == "attention" else MixerBlock
+        self.net = nn.Sequential(*[block(config) for _ in range(config.layers)])
         self.function_head = nn.Linear(d, config.functions, bias=False)
         self.pointer_head = nn.Linear(d, config.slots, bias=False)
         self.halt_head = nn.Linear(d, 1)

@@ -10,6 +10,7 @@ number of steps first, so the halting head also learns what later steps are wort
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ class TrainConfig:
     steps: int = 2000  # optimiser steps, one per supervision step
     lr: float = 2e-3  # far above the paper's 1e-4: a tiny model and a 30-minute CPU budget
     warmup: int = 150
+    final_lr_ratio: float = 0.1  # cosine decay from lr to lr * this at the last step
     weight_decay: float = 0.1
     ema: float = 0.995
     grad_clip: float = 1.0
@@ -71,7 +73,7 @@ def train(catalog: Catalog, config: TrainConfig, out_dir: Path, resume: bool = T
     progress = tqdm(total=config.steps, initial=step, disable=quiet, desc="trm train", unit="step")
     while step < config.steps:
         for group in optimizer.param_groups:
-            group["lr"] = config.lr * min(1.0, (step + 1) / config.warmup)
+            group["lr"] = learning_rate(config, step)
         loss, accuracy = batch.step()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
@@ -92,6 +94,14 @@ def train(catalog: Catalog, config: TrainConfig, out_dir: Path, resume: bool = T
     metrics = {name: evaluate(ema, data, escalate) for name, (_, data) in splits.items() if name != "train"}
     save_model(out_dir, ema, encoder, {"train_config": asdict(config), "metrics": metrics, "step": step})
     return metrics
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Linear warm-up, then a cosine decay to `final_lr_ratio` of the peak."""
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
+    return config.lr * (config.final_lr_ratio + (1 - config.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 class RollingBatch:
