@@ -109,7 +109,7 @@ def _report(name: str, fitted: Logistic, rows: list[dict[str, float]], correct: 
 
     from ..trm.evaluate import expected_calibration_error
 
-    confidence = torch.tensor([fitted(row) for row in rows])
+    confidence = torch.tensor([min(fitted(row), row.get("agreement", 1.0)) for row in rows])  # fewshot's cap
     ece = expected_calibration_error(confidence, torch.tensor(correct, dtype=torch.float32))
     print(f"{name}: {len(rows)} val alerts, accuracy {np.mean(correct):.3f}, ECE after fit {ece:.3f}")
     return fitted

@@ -4,7 +4,9 @@ The examples are the generator's training split (alerts expanded from the runboo
 names) plus the confirmed past decisions in the audit log, read once in `start()`. Their
 embeddings are cached on disk like rag's. A neighbour lends only its function, never its values:
 parameters come from `catalog.resolve` on the alert at hand. Confidence is a logistic map of the
-vote's agreement and margin and of how similar the neighbours are, fitted on the val split.
+vote's agreement and margin and of how similar the neighbours are, fitted on the val split, and
+never more than the agreement itself: the val split has few split votes, so the fit alone can
+score a 2-2 tie above the chain's threshold.
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ class FewShotSelector:
         return Proposal(
             lambda_function=vote.function,
             parameters=self.catalog.resolve(vote.function, alert),
-            confidence=round(self.calibration(fewshot_features(alert, vote, self.examples)), 4),
+            confidence=round(min(self.calibration(fewshot_features(alert, vote, self.examples)), vote.agreement), 4),
             reasoning=f"{len(vote.neighbours)} nearest examples give {vote.function} {vote.agreement:.0%} of the "
             f"vote (closest: {closest}); parameters from the alert's labels",
         )

@@ -2,21 +2,26 @@
 
 The name check. On alert names it never saw, the halting head is as sure of a wrong answer as of a
 right one when the answer hangs on one word of the name (`NodeRAIDDiskFailure` read as a disk
-alert). So each alert whose name has several words is also read once without each of them, in the
-same batch, and the confidence is the halting head's times the share of readings that agree on
-the function. An answer that one word of the name flips falls below the chain's threshold, and
-the next selector decides.
+alert). So an alert whose name the model was not trained on, and has several words, is also read
+once without each word, in the same batch and for as many supervision steps as the alert itself:
+- the confidence is the halting head's times the share of readings that agree on the function, so
+  an answer that one word of the name flips falls below the chain's threshold;
+- when the answer is an active remediation but some reading says `escalate`, the answer becomes
+  `escalate`, with the share of readings that say so as its confidence (safety over coverage: the
+  chain's next selector decides when that share is low).
+Names the model was trained on skip the check: they cost one row instead of one per word.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ..schemas.alert import Alert
-from ..schemas.catalog import Catalog
+from ..schemas.catalog import ESCALATE, Catalog
 from .encode import EncodedAlert, EncoderConfig, decode_parameters, encode_alert, name_words
 from .export import load_model
 from .model import TRM
@@ -31,48 +36,43 @@ class Prediction:
 
 
 class Predictor:
-    def __init__(self, model: TRM, encoder: EncoderConfig, catalog: Catalog) -> None:
+    def __init__(
+        self, model: TRM, encoder: EncoderConfig, catalog: Catalog, trained_names: Iterable[str] = ()
+    ) -> None:
         self.model, self.encoder, self.catalog = model, encoder, catalog
+        self.trained_names = frozenset(trained_names)
+        self._escalate = encoder.functions.index(ESCALATE) if ESCALATE in encoder.functions else -1
 
     @classmethod
     def load(cls, catalog: Catalog, directory: Path | None = None) -> Predictor:
-        model, encoder, _ = load_model(directory)
-        return cls(model, encoder, catalog)
+        model, encoder, info = load_model(directory)
+        return cls(model, encoder, catalog, info.get("trained_names", ()))
 
     def predict(self, alerts: list[Alert]) -> list[Prediction]:
         encoded = [encode_alert(alert, self.encoder) for alert in alerts]
-        variants = [
-            [encode_alert(alert, self.encoder, drop_name_word=i) for i in range(len(words))] if len(words) > 1 else []
-            for alert in alerts
-            for words in [name_words(alert, self.encoder)]
-        ]
-        outputs, steps = self.model.infer(*_tensors(encoded))
+        variants = [self._variants(alert) for alert in alerts]
+        rows = encoded + [v for group in variants for v in group]
+        leaders = list(range(len(alerts))) + [row for row, group in enumerate(variants) for _ in group]
+        outputs, steps = self.model.infer(*_tensors(rows), leaders=torch.tensor(leaders))
         functions, pointers = outputs.predictions()
         confidence = self.model.confidence(outputs)
-        readings = self._readings(variants, steps.tolist())
+        readings, offset = functions[len(alerts) :].tolist(), 0
         predictions = []
         for row, (alert, enc) in enumerate(zip(alerts, encoded)):
             function = int(functions[row])
-            others = readings[row]
-            agreement = (1 + others.count(function)) / (1 + len(others))
-            conf = float(confidence[row]) * agreement
+            others, offset = readings[offset : offset + len(variants[row])], offset + len(variants[row])
+            conf = float(confidence[row]) * (1 + others.count(function)) / (1 + len(others))
+            if function != self._escalate and self._escalate in others:
+                function, conf = self._escalate, others.count(self._escalate) / (1 + len(others))
             predictions.append(self._prediction(alert, enc, function, pointers[row].tolist(), conf, int(steps[row])))
         return predictions
 
-    def _readings(self, variants: list[list[EncodedAlert]], steps: list[int]) -> list[list[int]]:
-        """The function each variant reads, after exactly as many steps as its alert took (its own
-        halting does not matter); alerts that took the same number of steps share one batch."""
-        readings: list[list[int]] = [[] for _ in variants]
-        for used in sorted(set(steps)):
-            rows = [row for row, s in enumerate(steps) if s == used and variants[row]]
-            flat = [v for row in rows for v in variants[row]]
-            if not flat:
-                continue
-            outputs, _ = self.model.infer(*_tensors(flat), max_steps=used, halt_threshold=2.0)
-            functions = outputs.function_logits.argmax(-1).tolist()
-            for row in rows:
-                readings[row], functions = functions[: len(variants[row])], functions[len(variants[row]) :]
-        return readings
+    def _variants(self, alert: Alert) -> list[EncodedAlert]:
+        """The alert without each word of its name, for the name check; none for a trained name."""
+        words = name_words(alert, self.encoder)
+        if len(words) < 2 or alert.alertname in self.trained_names:
+            return []
+        return [encode_alert(alert, self.encoder, drop_name_word=i) for i in range(len(words))]
 
     def _prediction(
         self, alert: Alert, encoded: EncodedAlert, function: int, pointers: list[int], confidence: float, steps: int
