@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 
 import orjson
 import pytest
@@ -176,3 +177,28 @@ def test_select_command_uses_the_shipped_model():
     assert result.exit_code == 0, result.output
     decision = orjson.loads(result.output.strip().splitlines()[-1])
     assert decision["lambda_function"] == "pod-restart" and decision["method"] == "trm"
+
+
+async def test_every_model_runs_on_the_one_model_thread(catalog, tmp_path):
+    # Torch keeps a thread team per calling OS thread; a second one slows every pass down (see
+    # agent_sre/compute.py), so trm and the embedding model must share one thread, off the loop.
+    from agent_sre.selectors.rag import RagSelector
+
+    trm, rag = TRMSelector(catalog), RagSelector(catalog, tmp_path)
+    await asyncio.gather(trm.start(), rag.start())
+    threads: list[int] = []
+
+    def recorded(function):
+        def call(*args, **kwargs):
+            threads.append(threading.get_ident())
+            return function(*args, **kwargs)
+        return call
+
+    trm.predictor.predict = recorded(trm.predictor.predict)
+    rag.embedder.encode = recorded(rag.embedder.encode)
+    proposals = await asyncio.gather(trm.select(Alert(labels=CRASH)), rag.select(Alert(labels=FLUX)),
+                                     trm.select(Alert(labels=UNSEEN_CRASH)))
+    assert all(p is not None for p in proposals)
+    assert len(threads) >= 2 and len(set(threads)) == 1 and threading.get_ident() not in threads
+    await trm.close()
+    await rag.close()

@@ -2,7 +2,7 @@
 
 An alert storm puts many `select` calls in flight at once. Embedding them one by one would queue
 them behind one lock; instead the first caller opens a short window, everything that arrives
-within it goes to a worker thread as one batch, and each caller gets its own result back.
+within it goes to the model thread (`agent_sre.compute`) as one batch, and each caller gets its own result back.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 from typing import Generic, TypeVar
+
+from .. import compute
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +24,7 @@ class MicroBatcher(Generic[Item, Result]):
     def __init__(
         self, compute: Callable[[list[Item]], list[Result]], max_batch: int = 32, window_s: float = 0.002
     ) -> None:
-        self.compute = compute  # blocking; runs in a worker thread
+        self.compute = compute  # blocking; runs on the model thread
         self.max_batch, self.window_s = max_batch, window_s
         self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
         self._flush: asyncio.Task[None] | None = None
@@ -50,7 +52,7 @@ class MicroBatcher(Generic[Item, Result]):
             if not live:
                 continue
             try:
-                results = await asyncio.to_thread(self.compute, [item for item, _ in live])
+                results = await compute.run(self.compute, [item for item, _ in live])
             except Exception as exc:  # isolation point: these callers fail, later ones are still served
                 log.exception("retrieval batch of %d failed", len(live))
                 for _, future in live:

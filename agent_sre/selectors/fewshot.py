@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import compute
 from ..retrieval import fitted
-from ..retrieval.batcher import MicroBatcher
 from ..retrieval.audit_examples import confirmed_examples
+from ..retrieval.batcher import MicroBatcher
 from ..retrieval.cache import VectorCache
 from ..retrieval.calibration import Logistic
 from ..retrieval.embedder import Embedder, shared_embedder
@@ -64,7 +65,7 @@ class FewShotSelector:
     async def start(self) -> None:
         async with self._lock:
             if self.examples is None:
-                await asyncio.to_thread(self.load)
+                await compute.run(self.load)
 
     def load(self, extra: list[LabelledText] | None = None) -> None:
         """Load the model and embed the example set (blocking); `extra` examples are added as given."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from .. import compute
 from ..retrieval import fitted
 from ..retrieval.batcher import MicroBatcher
 from ..retrieval.cache import VectorCache
@@ -57,7 +58,7 @@ class RagSelector:
     async def start(self) -> None:
         async with self._lock:
             if self.index is None:
-                await asyncio.to_thread(self.load)
+                await compute.run(self.load)
 
     def load(self) -> None:
         """Load the model and index the runbook (blocking)."""

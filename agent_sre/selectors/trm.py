@@ -1,7 +1,7 @@
 """`trm`: the Tiny Recursive Model picks the function and points at the labels that fill it.
 
-The model is loaded once in `start()`. Inference runs in a worker thread, never on the event
-loop, and alerts that arrive together (an alert storm) share one forward pass through the
+The model is loaded once in `start()`. Inference runs on the model thread (`agent_sre.compute`),
+never on the event loop, and alerts that arrive together (an alert storm) share one forward pass through the
 package's `MicroBatcher`; a caller that gave up (the chain's timeout cancels `select`) is skipped
 before its alert is computed.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from .. import compute
 from ..retrieval.batcher import MicroBatcher
 from ..schemas.alert import Alert
 from ..schemas.catalog import Catalog
@@ -33,7 +34,7 @@ class TRMSelector:
     async def start(self) -> None:
         async with self._lock:
             if self.predictor is None:
-                self.predictor = await asyncio.to_thread(Predictor.load, self.catalog, self.model_dir)
+                self.predictor = await compute.run(Predictor.load, self.catalog, self.model_dir)
 
     async def close(self) -> None:
         await self._batcher.close()
