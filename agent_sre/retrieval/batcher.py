@@ -2,7 +2,8 @@
 
 An alert storm puts many `select` calls in flight at once. Embedding them one by one would queue
 them behind one lock; instead the first caller opens a short window, everything that arrives
-within it goes to the model thread (`agent_sre.compute`) as one batch, and each caller gets its own result back.
+within it goes to the model thread (`agent_sre.compute`) as one batch, and each caller gets its
+own result back.
 """
 
 from __future__ import annotations

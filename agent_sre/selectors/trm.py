@@ -1,9 +1,9 @@
 """`trm`: the Tiny Recursive Model picks the function and points at the labels that fill it.
 
 The model is loaded once in `start()`. Inference runs on the model thread (`agent_sre.compute`),
-never on the event loop, and alerts that arrive together (an alert storm) share one forward pass through the
-package's `MicroBatcher`; a caller that gave up (the chain's timeout cancels `select`) is skipped
-before its alert is computed.
+never on the event loop, and alerts that arrive together (an alert storm) share one forward pass
+through the package's `MicroBatcher`; a caller that gave up (the chain's timeout cancels `select`)
+is skipped before its alert is computed.
 """
 
 from __future__ import annotations
