@@ -10,7 +10,7 @@ import pytest
 from safety.fake_llm import FakeLLM, Reply, answer
 
 from agent_sre.llm.breaker import BreakerState, CircuitBreaker
-from agent_sre.llm.client import JSON_SCHEMA, TOOLS, ChatClient, chat_completions_url
+from agent_sre.llm.client import JSON_OBJECT, JSON_SCHEMA, TOOLS, ChatClient, chat_completions_url
 from agent_sre.llm.prompt import CLOSE, OPEN, system_prompt
 from agent_sre.llm.taint import named_in_alert_text
 from agent_sre.schemas.alert import Alert
@@ -104,11 +104,35 @@ async def test_tools_fallback_when_the_server_rejects_response_format_and_it_is_
 
     assert first is not None and second is not None and second.parameters == CRASH_PARAMETERS
     sent = [r.payload for r in fake.requests]
-    assert ["response_format" in p for p in sent] == [True, False, False]  # asked once, then remembered
-    tool = sent[1]["tools"][0]["function"]
+    forms = [p.get("response_format", {}).get("type", "tools") for p in sent]
+    assert forms == ["json_schema", "json_object", "tools", "tools"]  # each form asked once, then remembered
+    tool = sent[2]["tools"][0]["function"]
     assert tool["parameters"]["properties"]["lambda_function"]["enum"] == CATALOG.names
-    assert sent[1]["tool_choice"] == "required"
+    assert sent[2]["tool_choice"] == "required"
     assert ai.client.mode == TOOLS
+
+
+async def test_llama_cpp_python_refuses_json_schema_with_a_500_and_gets_json_object_with_the_schema(fake):
+    # What llama-cpp-python's server (0.3.36) does: a 500 whose body names the field, no retry helps.
+    fake.reject_response_format = "literal_error ('body', 'response_format', 'type'): Input should be 'text' or 'json_object'"
+    fake.reject_status, fake.accepted_formats = 500, ("json_object",)
+    fake.default = answer("pod-restart")
+    ai = selector(fake)
+    first, second = await ai.select(CRASH), await ai.select(CRASH)
+
+    assert first is not None and second is not None and first.parameters == CRASH_PARAMETERS
+    sent = [r.payload["response_format"] for r in fake.requests]
+    assert [f["type"] for f in sent] == ["json_schema", "json_object", "json_object"]
+    assert sent[1]["schema"]["properties"]["lambda_function"]["enum"] == CATALOG.names
+    assert ai.client.mode == JSON_OBJECT
+
+
+async def test_a_500_that_does_not_name_response_format_is_an_outage_not_a_refusal(fake):
+    fake.script = [Reply(status=500, body="CUDA out of memory"), answer("pod-restart")]
+    ai = selector(fake, retries=1)
+    assert await ai.select(CRASH) is not None
+    assert [r.payload["response_format"]["type"] for r in fake.requests] == ["json_schema", "json_schema"]
+    assert ai.client.mode == JSON_SCHEMA
 
 
 async def test_hallucinated_function_abstains_with_the_reason_logged(fake, caplog):

@@ -6,6 +6,16 @@ e.g. with `python -m llama_cpp.server --model MODEL.gguf` (llama-cpp-python), `o
 (then AGENT_SRE_TEST_LLM_MODEL names the model) or vLLM. AGENT_SRE_TEST_LLM_API_KEY is sent
 as a bearer token when set. A small model may choose badly; what must hold with any model is
 the protocol (a schema-shaped answer) and safety (nothing outside the labels is acted on).
+
+Offline, with no model to download (how it was run on 2026-11-21; both tests passed):
+
+    pip download llama-cpp-python==0.3.36 --no-deps && tar xzf llama_cpp_python-0.3.36.tar.gz
+    pip install 'llama-cpp-python[server]==0.3.36' gguf     # builds llama.cpp: ~10 min on 2 cores
+    python tests/tiny_gguf.py llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-llama-spm.gguf tiny.gguf
+    python -m llama_cpp.server --model tiny.gguf --port 8765 &
+    AGENT_SRE_TEST_LLM_URL=http://127.0.0.1:8765 python -m pytest -q tests/test_llm_integration.py
+
+That server refuses `response_format` json_schema (HTTP 500) and takes json_object with a schema.
 """
 
 from __future__ import annotations

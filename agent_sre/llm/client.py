@@ -1,8 +1,12 @@
 """A small client for OpenAI-compatible chat completions (Ollama, vLLM, llama.cpp's server).
 
-It asks for one JSON object matching a schema. It first uses `response_format` json_schema;
-a server that refuses that field with a 4xx naming it is asked through a forced tool call
-instead, and the client remembers the choice for every later request.
+It asks for one JSON object matching a schema, in the first of three forms the server accepts:
+1. `response_format` {"type": "json_schema", ...}: OpenAI, vLLM, Ollama, llama.cpp's server;
+2. `response_format` {"type": "json_object", "schema": ...}: llama-cpp-python's server, which
+   refuses the first form with an HTTP 500 that names the field;
+3. a forced tool call (`tools` with `tool_choice` "required") for servers that refuse both.
+A refusal is an error status whose body names response_format or json_schema; the client moves to
+the next form and remembers it for every later request.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from .prompt import SCHEMA_NAME
 
 log = logging.getLogger(__name__)
 
-JSON_SCHEMA, TOOLS = "json_schema", "tools"
+JSON_SCHEMA, JSON_OBJECT, TOOLS = "json_schema", "json_object", "tools"
+MODES = (JSON_SCHEMA, JSON_OBJECT, TOOLS)
 BACKOFF_CAP_S = 8.0
 
 
@@ -60,21 +65,25 @@ class ChatClient:
         # A session per alert: a new connection costs a millisecond next to seconds of inference,
         # and nothing is left open by a caller that never closes its selectors.
         async with aiohttp.ClientSession(timeout=self.timeout) as session:
-            mode = self.mode
-            try:
-                reply = await self._post(session, self._payload(mode, messages, schema))
-            except LLMRequestRejected as exc:
-                if mode != JSON_SCHEMA or not _names_response_format(exc.body):
-                    raise
-                log.info("%s refuses response_format; using tool calls from now on", mask_url(self.endpoint))
-                self.mode = mode = TOOLS
-                reply = await self._post(session, self._payload(mode, messages, schema))
+            while True:
+                mode = self.mode
+                try:
+                    reply = await self._post(session, self._payload(mode, messages, schema))
+                    break
+                except LLMRequestRejected as exc:
+                    if mode == TOOLS or not _names_response_format(exc.body):
+                        raise
+                    self.mode = MODES[MODES.index(mode) + 1]
+                    log.info("%s refuses response_format %s; using %s from now on",
+                             mask_url(self.endpoint), mode, self.mode)
         return parse_answer(reply)
 
     def _payload(self, mode: str, messages: list[dict[str, str]], schema: dict[str, Any]) -> dict[str, Any]:
         payload: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": 0, "max_tokens": 512}
         if mode == JSON_SCHEMA:
             payload["response_format"] = {"type": "json_schema", "json_schema": {"name": SCHEMA_NAME, "schema": schema}}
+        elif mode == JSON_OBJECT:
+            payload["response_format"] = {"type": "json_object", "schema": schema}
         else:
             function = {"name": SCHEMA_NAME, "description": "Record the chosen remediation.", "parameters": schema}
             payload["tools"] = [{"type": "function", "function": function}]
@@ -94,6 +103,10 @@ class ChatClient:
                     text = await response.text()
                     if 200 <= response.status < 300:
                         return json_object(text, "the response body")
+                    if response.status == 500 and "response_format" in payload and _names_response_format(text):
+                        # llama-cpp-python refuses a form it does not know with a 500: a refusal, not an
+                        # outage, and asking again the same way cannot help
+                        raise LLMRequestRejected(response.status, self._scrub(text))
                     if response.status == 429 or response.status >= 500:
                         error = LLMUnavailable(
                             f"HTTP {response.status} from {mask_url(self.endpoint)}",

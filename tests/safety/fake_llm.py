@@ -42,7 +42,9 @@ class FakeLLM:
     default: Reply = field(default_factory=lambda: Reply(answer={"lambda_function": "escalate", "parameters": {},
                                                                   "confidence": 0.5, "reasoning": "unsure"}))
     script: list[Reply] = field(default_factory=list)
-    reject_response_format: str = ""  # when set, a request with response_format gets a 400 with this message
+    reject_response_format: str = ""  # when set, a request with response_format gets an error with this message
+    reject_status: int = 400  # llama-cpp-python's server answers 500
+    accepted_formats: tuple[str, ...] = ()  # response_format types accepted even when rejecting the others
     requests: list[Received] = field(default_factory=list)
     url: str = ""
 
@@ -63,9 +65,10 @@ class FakeLLM:
     async def _handle(self, request: web.Request) -> web.Response:
         payload = await request.json()
         self.requests.append(Received(payload, dict(request.headers)))
-        if self.reject_response_format and "response_format" in payload:
+        form = payload.get("response_format", {}).get("type")
+        if self.reject_response_format and form and form not in self.accepted_formats:
             error = {"error": {"message": self.reject_response_format, "type": "invalid_request_error"}}
-            return web.json_response(error, status=400)
+            return web.json_response(error, status=self.reject_status)
         reply = self.script.pop(0) if self.script else self.default
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
