@@ -8,6 +8,7 @@ import threading
 
 import orjson
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from agent_sre.cli import app
@@ -202,3 +203,17 @@ async def test_every_model_runs_on_the_one_model_thread(catalog, tmp_path):
     assert len(threads) >= 2 and len(set(threads)) == 1 and threading.get_ident() not in threads
     await trm.close()
     await rag.close()
+
+
+def test_the_int8_model_decides_as_the_fp32_one(catalog):
+    # The selector runs `net` with int8 Linear layers for speed; the answers must not change.
+    fast, exact = Predictor.load(catalog), Predictor.load(catalog, quantize=False)
+    assert "quantized" in type(fast.model.net[0].qkv).__module__
+    assert type(exact.model.net[0].qkv) is torch.nn.Linear
+    alerts = [Alert(labels=FLUX), Alert(labels=CRASH), Alert(labels=UNSEEN_CRASH),
+              Alert(labels={"alertname": "NodeRAIDDiskFailure", "instance": "10.0.0.5:9100"}),
+              Alert(labels=CPU, annotations={"summary": "CPU at 91% and traffic is rising"}),
+              Alert(labels=CPU, annotations={"summary": "CPU at 92% and traffic is flat"})]
+    for quick, slow in zip(fast.predict(alerts), exact.predict(alerts)):
+        assert (quick.function, quick.parameters) == (slow.function, slow.parameters)
+        assert quick.confidence == pytest.approx(slow.confidence, abs=0.05)
