@@ -95,6 +95,9 @@ class Predictor:
 def quantized(model: TRM) -> TRM:
     """A copy of `model` whose `net` Linear layers are int8 (dynamic quantization); `model` itself
     when this CPU's torch has no quantized engine."""
+    if set(torch.backends.quantized.supported_engines) <= {"none"}:
+        log.warning("TRM runs in fp32: this torch build has no quantized engine")
+        return model
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.ao.quantization is marked deprecated; 2.13 has it
