@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 class Prediction:
     function: str
     parameters: dict[str, str]  # copied from the alert's labels; never anything else
-    confidence: float  # the halting head's probability that the answer is fully right
+    confidence: float  # the halting head's probability that the answer is fully right, after the name check
     steps: int  # supervision steps used before halting
 
 
