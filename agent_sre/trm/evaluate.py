@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 from typing import TYPE_CHECKING
 
 import torch
@@ -34,23 +33,10 @@ def evaluate(
         confidence.append(model.confidence(outputs))
         steps.append(used)
     model.train(was_training)
-    predicted, right = torch.cat(functions), torch.cat(correct).float()
-    conf, used = torch.cat(confidence), torch.cat(steps).float()
-    confident = conf >= CONFIDENCE_THRESHOLD
+    predicted = torch.cat(functions)
     escalate = data.functions == escalate_index
-    return {
-        "examples": float(len(data)),
-        "function_accuracy": float((predicted == data.functions).float().mean()),
-        "parameter_exact_match": float(right.mean()),
-        "coverage_at_0.7": float(confident.float().mean()),
-        "precision_at_0.7": float(right[confident].mean()) if confident.any() else 1.0,
-        "ece": expected_calibration_error(conf, right),
-        "escalate_to_active": float((predicted[escalate] != escalate_index).float().mean()) if escalate.any() else 0.0,
-        "escalate_to_active_at_0.7": float(((predicted != escalate_index) & confident)[escalate].float().mean())
-        if escalate.any()
-        else 0.0,
-        "mean_steps": float(used.mean()),
-    }
+    return _scores(predicted == data.functions, torch.cat(correct), torch.cat(confidence), escalate,
+                   predicted != escalate_index, torch.cat(steps).float())
 
 
 def evaluate_predictor(predictor: Predictor, examples: list[Example], catalog: Catalog, batch_size: int = 128) -> dict[str, float]:
@@ -59,23 +45,34 @@ def evaluate_predictor(predictor: Predictor, examples: list[Example], catalog: C
     predictions = []
     for start in range(0, len(examples), batch_size):
         predictions += predictor.predict([e.alert for e in examples[start : start + batch_size]])
-    right = torch.tensor([p.function == e.function and p.parameters == catalog.resolve(e.function, e.alert)
-                          for p, e in zip(predictions, examples)], dtype=torch.float32)
-    conf = torch.tensor([p.confidence for p in predictions])
-    confident = conf >= CONFIDENCE_THRESHOLD
-    escalate = torch.tensor([e.function == ESCALATE for e in examples])
-    active = torch.tensor([p.function != ESCALATE for p in predictions])
-    function_right = torch.tensor([p.function == e.function for p, e in zip(predictions, examples)], dtype=torch.float32)
+    return _scores(
+        torch.tensor([p.function == e.function for p, e in zip(predictions, examples)]),
+        torch.tensor([p.function == e.function and p.parameters == catalog.resolve(e.function, e.alert)
+                      for p, e in zip(predictions, examples)]),
+        torch.tensor([p.confidence for p in predictions]),
+        torch.tensor([e.function == ESCALATE for e in examples]),
+        torch.tensor([p.function != ESCALATE for p in predictions]),
+        torch.tensor([float(p.steps) for p in predictions]),
+    )
+
+
+def _scores(
+    function_right: torch.Tensor, right: torch.Tensor, confidence: torch.Tensor, escalate: torch.Tensor,
+    active: torch.Tensor, steps: torch.Tensor,
+) -> dict[str, float]:
+    """The summary both evaluations report; every argument is (N,), one row per alert."""
+    right = right.float()
+    confident = confidence >= CONFIDENCE_THRESHOLD
     return {
-        "examples": float(len(examples)),
-        "function_accuracy": float(function_right.mean()),
+        "examples": float(len(right)),
+        "function_accuracy": float(function_right.float().mean()),
         "parameter_exact_match": float(right.mean()),
         "coverage_at_0.7": float(confident.float().mean()),
         "precision_at_0.7": float(right[confident].mean()) if confident.any() else 1.0,
-        "ece": expected_calibration_error(conf, right),
+        "ece": expected_calibration_error(confidence, right),
         "escalate_to_active": float(active[escalate].float().mean()) if escalate.any() else 0.0,
         "escalate_to_active_at_0.7": float((active & confident)[escalate].float().mean()) if escalate.any() else 0.0,
-        "mean_steps": float(statistics.mean(p.steps for p in predictions)),
+        "mean_steps": float(steps.mean()),
     }
 
 

@@ -173,6 +173,11 @@ def _annotations(rng: random.Random, entry: RunbookEntry, labels: dict[str, str]
     annotations: dict[str, str] = {}
     fillable = [t for t in entry.says if _fillable(t, labels)]
     summary = rng.choice(fillable).format(**labels) if fillable and rng.random() < 0.75 else ""
+    return _with_text(rng, annotations, summary, pattern)
+
+
+def _with_text(rng: random.Random, annotations: dict[str, str], summary: str, pattern: AlertPattern) -> dict[str, str]:
+    """`annotations` plus the summary (now and then under another text key) and sometimes a runbook URL."""
     if summary:
         annotations[rng.choice(_TEXT_KEYS) if rng.random() < 0.2 else "summary"] = summary
     if rng.random() < 0.2:
@@ -208,11 +213,7 @@ def _context_alert(base: random.Random, rng: random.Random, pools: dict, pattern
     if where in ("summary", "both"):
         trend = rng.choice(_TRENDS).format(word=word, change=change, rps=rng.randrange(20, 5000))
         summary = f"{summary}, {trend}" if summary and rng.random() < 0.8 else f"{trend}; {summary}" if summary else trend
-    if summary:
-        annotations[rng.choice(_TEXT_KEYS) if rng.random() < 0.2 else "summary"] = summary
-    if rng.random() < 0.2:
-        annotations["runbook_url"] = f"https://runbooks.example.org/{pattern.name.lower()}"
-    return Alert(labels=labels, annotations=annotations)
+    return Alert(labels=labels, annotations=_with_text(rng, annotations, summary, pattern))
 
 
 def _fillable(template: str, labels: dict[str, str]) -> bool:
