@@ -2,7 +2,7 @@
 
     python benchmarks/bench_chain.py --write BENCHMARKS.md
 
-Splits come from the runbook generator (agent_sre/trm/generate.py): `test` holds out whole alert
+Splits come from the runbook generator (agent_sre/knowledge/generate.py): `test` holds out whole alert
 families (names never seen in training), `val` draws new alerts of the training families
 (in-distribution). Each alert goes through `await selector.select(alert)` / `chain.decide(alert)`
 one at a time, after a warm-up. `ai` runs without an endpoint here, so it abstains.
@@ -36,8 +36,8 @@ from agent_sre.selectors.chain import Chain
 from agent_sre.settings import Settings
 from agent_sre.trm.dataset import TEST_SEED
 from agent_sre.trm.evaluate import expected_calibration_error
-from agent_sre.trm.generate import Example, generate
-from agent_sre.trm.runbook import load_runbook
+from agent_sre.knowledge.generate import Example, generate
+from agent_sre.knowledge.runbook import load_runbook
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_worker import write_section  # noqa: E402

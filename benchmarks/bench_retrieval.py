@@ -34,8 +34,8 @@ from agent_sre.selectors.rag import RagSelector
 from agent_sre.settings import Settings
 from agent_sre.trm.dataset import TEST_SEED
 from agent_sre.trm.evaluate import expected_calibration_error
-from agent_sre.trm.generate import Example, generate
-from agent_sre.trm.runbook import load_runbook
+from agent_sre.knowledge.generate import Example, generate
+from agent_sre.knowledge.runbook import load_runbook
 
 Retriever = RagSelector | FewShotSelector
 

@@ -14,7 +14,7 @@ from agent_sre.schemas.catalog import Catalog, load_catalog
 from agent_sre.selectors.chain import Chain
 from agent_sre.selectors.rag import CACHE_KIND, RagSelector
 from agent_sre.settings import Settings
-from agent_sre.trm.runbook import DEFAULT_RUNBOOK
+from agent_sre.knowledge.runbook import DEFAULT_RUNBOOK
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,8 @@ from agent_sre.schemas.catalog import load_catalog
 from agent_sre.trm.encode import (
     CLS, IGNORE, LABEL, NAME, NONE_POINTER, PAD, EncoderConfig, decode_parameters, encode_alert, targets_for,
 )
-from agent_sre.trm.generate import generate
-from agent_sre.trm.runbook import AlertPattern, load_runbook, parse_runbook
+from agent_sre.knowledge.generate import generate
+from agent_sre.knowledge.runbook import AlertPattern, load_runbook, parse_runbook
 
 
 @pytest.fixture(scope="module")

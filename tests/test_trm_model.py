@@ -11,9 +11,9 @@ from agent_sre.schemas.catalog import load_catalog
 from agent_sre.trm.dataset import encode_examples
 from agent_sre.trm.encode import EncoderConfig
 from agent_sre.trm.evaluate import expected_calibration_error
-from agent_sre.trm.generate import generate
+from agent_sre.knowledge.generate import generate
 from agent_sre.trm.model import TRM, TRMConfig, fully_correct
-from agent_sre.trm.runbook import load_runbook
+from agent_sre.knowledge.runbook import load_runbook
 
 
 @pytest.fixture(autouse=True)

@@ -26,8 +26,8 @@ from ..schemas.catalog import load_catalog
 from ..selectors.fewshot import TRAIN_SEED, FewShotSelector, fewshot_features
 from ..selectors.rag import RagSelector, rag_features
 from ..settings import Settings
-from ..trm.generate import Example, generate
-from ..trm.runbook import load_runbook
+from ..knowledge.generate import Example, generate
+from ..knowledge.runbook import load_runbook
 from .calibration import Logistic, fit_logistic
 from .neighbours import ExampleSet, LabelledText
 from .runbook_index import RunbookIndex

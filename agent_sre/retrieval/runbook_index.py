@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..schemas.catalog import Catalog
-from ..trm.runbook import AlertPattern, RunbookEntry
+from ..knowledge.runbook import AlertPattern, RunbookEntry
 from .bm25 import BM25
 from .text import split_words, tokenize
 

@@ -28,8 +28,8 @@ from ..retrieval.text import alert_text, known_share
 from ..schemas.alert import Alert
 from ..schemas.catalog import Catalog
 from ..schemas.decision import Proposal
-from ..trm.generate import generate
-from ..trm.runbook import load_runbook
+from ..knowledge.generate import generate
+from ..knowledge.runbook import load_runbook
 from .base import SelectorContext
 
 TRAIN_SEED = 0

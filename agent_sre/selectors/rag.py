@@ -24,7 +24,7 @@ from ..retrieval.text import alert_text, known_share
 from ..schemas.alert import Alert
 from ..schemas.catalog import Catalog
 from ..schemas.decision import Proposal
-from ..trm.runbook import load_runbook
+from ..knowledge.runbook import load_runbook
 from .base import SelectorContext
 
 CACHE_KIND = "rag-runbook"

@@ -10,8 +10,8 @@ import torch
 
 from ..schemas.catalog import Catalog
 from .encode import EncoderConfig, encode_alert, targets_for
-from .generate import Example, generate
-from .runbook import load_runbook
+from ..knowledge.generate import Example, generate
+from ..knowledge.runbook import load_runbook
 
 # The test split is generated from the runbook's held-out names with this seed, always, so that
 # scores of different runs (and the shipped model's) are comparable.

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from ..schemas.catalog import ESCALATE, Catalog
 from .dataset import Tensors
-from .generate import Example
+from ..knowledge.generate import Example
 from .model import TRM, fully_correct
 
 if TYPE_CHECKING:
