@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -66,6 +67,15 @@ class Settings(BaseSettings):
     fewshot_k: int = Field(default=7, ge=1)  # neighbours that vote
     fewshot_examples_per_pattern: int = Field(default=8, ge=1)  # generated training alerts per runbook name
     denied_namespaces: CommaList = ["kube-system", "kube-public", "kube-node-lease"]
+    # Safety gates (agent_sre/selectors/gates.py). The confidence a proposal needs, by its function's
+    # catalog risk, on top of its selector's own threshold:
+    risk_thresholds: Annotated[dict[str, float], NoDecode] = {"none": 0.7, "low": 0.75, "medium": 0.8, "high": 0.9}
+    # Functions of these risks act only when two selectors agree, or a static annotation names them.
+    agreement_risks: CommaList = ["medium", "high"]
+    # Alerts that need nobody: acked, audited and counted as ignored; never escalated or dead-lettered.
+    ignored_alerts: CommaList = ["Watchdog", "InfoInhibitor"]
+    # Info-severity alerts whose name matches are success or progress events, ignored too ("" turns it off).
+    ignored_info_events: str = r"(succeeded|success|progressing|uptodate|newartifact|completed)$"
 
     # LLM selector (`ai`): off while ai_url is unset. Its chain timeout defaults to what its
     # attempts and backoffs can take; AGENT_SRE_SELECTOR_OPTIONS='{"ai": {"timeout_s": 30}}' overrides.
@@ -94,14 +104,14 @@ class Settings(BaseSettings):
     audit_log: Path | None = None  # None: audit records go to stdout with the logs
     log_level: str = "INFO"
 
-    @field_validator("accepted_types", "selectors", "denied_namespaces", mode="before")
+    @field_validator("accepted_types", "selectors", "denied_namespaces", "agreement_risks", "ignored_alerts", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator("selector_options", mode="before")
+    @field_validator("selector_options", "risk_thresholds", mode="before")
     @classmethod
     def _parse_json(cls, value: object) -> object:
         if isinstance(value, str):
@@ -109,6 +119,23 @@ class Settings(BaseSettings):
                 return json.loads(value) if value.strip() else {}
             except json.JSONDecodeError as exc:
                 raise ValueError(f'must be a JSON object such as {{"trm": {{"threshold": 0.8}}}}: {exc}') from exc
+        return value
+
+    @field_validator("risk_thresholds")
+    @classmethod
+    def _every_risk(cls, value: dict[str, float]) -> dict[str, float]:
+        risks = {"none", "low", "medium", "high"}
+        if set(value) != risks or not all(0 <= v <= 1 for v in value.values()):
+            raise ValueError(f"must give a confidence between 0 and 1 for each of {sorted(risks)}")
+        return value
+
+    @field_validator("ignored_info_events")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"is not a regular expression: {exc}") from exc
         return value
 
     @model_validator(mode="after")

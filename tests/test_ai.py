@@ -90,7 +90,7 @@ async def test_good_answer_becomes_a_proposal_with_parameters_from_labels(fake):
     proposal = await ai.select(CRASH)
 
     assert proposal is not None and proposal.lambda_function == "pod-restart"
-    assert proposal.parameters == CRASH_PARAMETERS
+    assert CATALOG.validate_proposal(proposal, CRASH, set()) == CRASH_PARAMETERS
     assert proposal.confidence == MAX_CONFIDENCE  # the model's 0.99 is not taken at its word
 
 
@@ -102,7 +102,7 @@ async def test_tools_fallback_when_the_server_rejects_response_format_and_it_is_
     first = await ai.select(CRASH)
     second = await ai.select(CRASH)
 
-    assert first is not None and second is not None and second.parameters == CRASH_PARAMETERS
+    assert first is not None and second is not None and CATALOG.validate_proposal(second, CRASH, set()) == CRASH_PARAMETERS
     sent = [r.payload for r in fake.requests]
     forms = [p.get("response_format", {}).get("type", "tools") for p in sent]
     assert forms == ["json_schema", "json_object", "tools", "tools"]  # each form asked once, then remembered
@@ -120,7 +120,7 @@ async def test_llama_cpp_python_refuses_json_schema_with_a_500_and_gets_json_obj
     ai = selector(fake)
     first, second = await ai.select(CRASH), await ai.select(CRASH)
 
-    assert first is not None and second is not None and first.parameters == CRASH_PARAMETERS
+    assert first is not None and second is not None and CATALOG.validate_proposal(first, CRASH, set()) == CRASH_PARAMETERS
     sent = [r.payload["response_format"] for r in fake.requests]
     assert [f["type"] for f in sent] == ["json_schema", "json_object", "json_object"]
     assert sent[1]["schema"]["properties"]["lambda_function"]["enum"] == CATALOG.names
@@ -147,7 +147,7 @@ async def test_invented_parameter_values_are_never_used(fake):
     fake.script = [answer("pod-restart", {"name": "web; rm -rf /", "namespace": "kube-system", "force": "yes"})]
     ai = selector(fake)
     proposal = await ai.select(CRASH)
-    assert proposal is not None and proposal.parameters == CRASH_PARAMETERS
+    assert proposal is not None and CATALOG.validate_proposal(proposal, CRASH, set()) == CRASH_PARAMETERS
 
     # A function whose parameters the labels cannot supply: the chain refuses it.
     fake.script = [answer("node-disk-cleanup", {"node": "*"})]
@@ -186,7 +186,7 @@ async def test_server_errors_and_429_are_retried_then_succeed(fake):
     fake.script = [Reply(status=500), Reply(status=429), Reply(status=503), answer("pod-restart")]
     ai = selector(fake, retries=3)
     proposal = await ai.select(CRASH)
-    assert proposal is not None and proposal.parameters == CRASH_PARAMETERS
+    assert proposal is not None and CATALOG.validate_proposal(proposal, CRASH, set()) == CRASH_PARAMETERS
     assert len(fake.requests) == 4
 
 
@@ -266,7 +266,7 @@ async def test_function_named_in_annotations_is_kept_below_the_threshold(fake):
     )
     ai = selector(fake)
     proposal = await ai.select(alert)
-    assert proposal is not None and proposal.parameters == {"node": "node-1"}  # "*" dropped
+    assert proposal is not None and proposal.parameters == {}  # "*" dropped: the chain fills node from the labels
     assert proposal.confidence == NAMED_IN_TEXT_CONFIDENCE < SETTINGS.selector_threshold
 
 

@@ -101,23 +101,24 @@ def test_resolve_does_not_skip_a_malformed_preferred_label() -> None:
         ({"instance": "node-1:9100"}, "node-1"),
         ({"instance": "node-1"}, "node-1"),
         ({"instance": "node-1.lan.example.com:9100"}, "node-1.lan.example.com"),
-        ({"instance": "10.0.0.5:9100"}, "10.0.0.5"),
         ({"node": "worker-2", "instance": "10.0.0.5:9100"}, "worker-2"),
+        ({"nodename": "worker-3", "instance": "10.0.0.5:9100"}, "worker-3"),  # node_uname_info's join
     ],
 )
 def test_node_comes_from_node_else_the_host_part_of_instance(labels: dict[str, str], node: str) -> None:
     assert CATALOG.resolve("node-disk-cleanup", alert(**labels)) == {"node": node}
 
 
-@pytest.mark.parametrize(
-    ("instance", "host"), [("[::1]:9100", "::1"), ("fe80::1", "fe80::1"), ("[fe80::1]", "fe80::1")]
-)
-def test_host_part_of_ipv6_instances(instance: str, host: str) -> None:
+@pytest.mark.parametrize("instance", ["10.0.0.5:9100", "10.0.0.5", "[::1]:9100", "fe80::1", "[fe80::1]"])
+def test_an_ip_address_instance_is_never_a_node(instance: str) -> None:
+    # An address names a scrape target (on kube-state-metrics alerts, the exporter's own pod),
+    # not a node: nothing is resolved, so node-disk-cleanup is refused.
     node = CATALOG.by_name["node-disk-cleanup"].parameters[0]
 
-    assert node.preferred(alert(instance=instance)) == host
-    # An address is not a node name, so nothing is resolved and nothing acts on it.
+    assert node.preferred(alert(instance=instance)) is None
     assert CATALOG.resolve("node-disk-cleanup", alert(instance=instance)) == {}
+    with pytest.raises(CatalogError, match="'node' is missing"):
+        validate("node-disk-cleanup", {}, {"instance": instance})
 
 
 def test_pod_check_status_selector_is_a_label_pair() -> None:
@@ -210,7 +211,28 @@ def test_an_extra_parameter_is_rejected() -> None:
 
 def test_a_missing_required_parameter_is_rejected() -> None:
     with pytest.raises(CatalogError, match="'namespace' is missing"):
-        validate("pod-restart", {"name": "api-1"}, {"pod": "api-1", "namespace": "shop"})
+        validate("pod-restart", {"name": "api-1"}, {"pod": "api-1"})
+
+
+def test_parameters_a_proposal_leaves_out_are_resolved_from_the_labels() -> None:
+    labels = {"pod": "api-1", "namespace": "shop", "reason": "CrashLoopBackOff"}
+
+    assert validate("pod-restart", {}, labels) == {"name": "api-1", "namespace": "shop", "type": "CrashLoopBackOff"}
+    assert validate("pod-restart", {"name": "api-1"}, labels) == validate("pod-restart", {}, labels)
+
+
+@pytest.mark.parametrize(
+    ("function", "labels"),
+    [
+        # KubeJobFailed keeps kube-state-metrics' own pod label: restarting it fixes nothing.
+        ("pod-restart", {"pod": "kube-prometheus-stack-kube-state-metrics-6d9f-x2x7q", "namespace": "monitoring",
+                         "job": "kube-state-metrics", "job_name": "backup-1"}),
+        ("node-disk-cleanup", {"node": "prometheus-node-exporter-abcde", "job": "node-exporter"}),
+    ],
+)
+def test_a_subject_that_is_the_exporter_is_rejected(function: str, labels: dict[str, str]) -> None:
+    with pytest.raises(CatalogError, match="is the exporter that scraped the alert"):
+        validate(function, {}, labels)
 
 
 def test_a_denied_namespace_is_rejected() -> None:

@@ -53,8 +53,13 @@ def raising(name: str) -> Scripted:
     return Scripted(name, answer)
 
 
+# These tests are about the chain's mechanics, so the risk gates are off here; tests/test_gates.py
+# has them on, as they ship.
+NO_RISK_GATES = {"agreement_risks": [], "risk_thresholds": {"none": 0, "low": 0, "medium": 0, "high": 0}}
+
+
 def chain_of(*selectors: Scripted, observer: object = None, **settings: object) -> Chain:
-    return Chain(list(selectors), CATALOG, Settings(**settings), observer)  # type: ignore[arg-type]
+    return Chain(list(selectors), CATALOG, Settings(**{**NO_RISK_GATES, **settings}), observer)  # type: ignore[arg-type]
 
 
 async def test_first_good_decision_wins_and_later_selectors_are_not_called() -> None:

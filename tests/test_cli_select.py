@@ -30,6 +30,8 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             monkeypatch.delenv(name)
     # These tests are about the command's input and output; test_trm_selector runs the models.
     monkeypatch.setenv("AGENT_SRE_SELECTORS", "static,rules")
+    # rules alone has no second selector to agree on a pod restart; tests/test_gates.py covers that.
+    monkeypatch.setenv("AGENT_SRE_AGREEMENT_RISKS", "")
     monkeypatch.chdir(tmp_path)
 
 

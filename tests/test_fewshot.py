@@ -61,14 +61,14 @@ async def test_neighbours_vote_and_confidence_drops_when_they_disagree(catalog: 
     assert agreed is not None and split is not None
     assert agreed.lambda_function == "pod-restart"
     assert split.confidence < agreed.confidence - 0.2
-    assert agreed.parameters == {"name": "cart-9", "namespace": "shop"}
+    assert {} == agreed.parameters  # the chain fills them from the labels
 
 
 async def test_generated_examples_decide_clear_alerts(generated: FewShotSelector) -> None:
     proposal = await generated.select(_alert("KubePersistentVolumeFillingUp", persistentvolumeclaim="data-0",
                                              namespace="media"))
     assert proposal is not None and proposal.lambda_function == "check-pvc-status" and proposal.confidence >= 0.7
-    assert proposal.parameters == {"name": "data-0", "namespace": "media"}
+    assert {} == proposal.parameters  # the chain fills them from the labels
 
 
 async def test_gibberish_gets_low_confidence(generated: FewShotSelector) -> None:
@@ -82,7 +82,7 @@ async def test_injected_instructions_do_not_move_the_decision(generated: FewShot
                    pod="api-1", namespace="web")
     proposal = await generated.select(alert)
     assert proposal is not None and proposal.lambda_function == "pod-restart"
-    assert proposal.parameters == {"name": "api-1", "namespace": "web"}
+    assert {} == proposal.parameters  # the chain fills them from the labels
 
 
 async def test_confirmed_past_decisions_from_the_audit_log_are_neighbours(catalog: Catalog, tmp_path: Path) -> None:
@@ -102,7 +102,7 @@ async def test_confirmed_past_decisions_from_the_audit_log_are_neighbours(catalo
     proposal = await selector.select(_alert("NightlyBorgBackupBroken", job_name="borg-2024", namespace="backup"))
     assert proposal is not None and proposal.lambda_function == "job-retry"
     # the neighbour lends its function, never its parameters
-    assert proposal.parameters == {"name": "borg-2024", "namespace": "backup"}
+    assert {} == proposal.parameters  # the chain fills them from the labels
     assert "audit" in proposal.reasoning
 
 

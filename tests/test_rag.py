@@ -59,7 +59,8 @@ async def test_parameters_come_from_labels_only(rag: RagSelector, catalog: Catal
     )
     proposal = await rag.select(alert)
     assert proposal is not None and proposal.lambda_function == "node-disk-cleanup"
-    assert proposal.parameters == {"node": "edge-02"} == catalog.resolve("node-disk-cleanup", alert)
+    assert proposal.parameters == {}  # the chain fills them from the labels
+    assert catalog.validate_proposal(proposal, alert, set()) == {"node": "edge-02"}
 
 
 async def test_injected_instructions_do_not_move_the_decision(rag: RagSelector) -> None:
@@ -74,7 +75,7 @@ async def test_injected_instructions_do_not_move_the_decision(rag: RagSelector) 
     clean, attacked = await rag.select(plain), await rag.select(injected)
     assert clean is not None and attacked is not None
     assert attacked.lambda_function == clean.lambda_function == "pod-restart"
-    assert attacked.parameters == clean.parameters == {"name": "api-1", "namespace": "web"}
+    assert attacked.parameters == clean.parameters == {}
 
 
 async def test_gibberish_gets_low_confidence(rag: RagSelector) -> None:
@@ -142,10 +143,12 @@ async def test_a_burst_of_alerts_shares_embedding_passes(rag: RagSelector) -> No
     import asyncio
 
     embedder = shared_embedder()
-    alerts = [_alert("KubePodCrashLooping", pod=f"web-{i}", namespace="apps") for i in range(12)]
+    alerts = [_alert("KubePodCrashLooping", pod=f"web-{i}", namespace="apps") if i % 2 else
+              _alert("KubePersistentVolumeFillingUp", persistentvolumeclaim=f"data-{i}", namespace="apps")
+              for i in range(12)]
     before, passes = embedder.texts_encoded, embedder.passes
     proposals = await asyncio.gather(*(rag.select(alert) for alert in alerts))
     assert embedder.texts_encoded - before == len(alerts)
     assert embedder.passes - passes <= 2
     # every caller gets the answer for its own alert
-    assert [p.parameters["name"] for p in proposals if p] == [f"web-{i}" for i in range(12)]
+    assert [p.lambda_function for p in proposals] == ["check-pvc-status", "pod-restart"] * 6

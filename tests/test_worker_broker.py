@@ -204,6 +204,25 @@ async def test_an_alert_no_selector_decides_on_is_dead_lettered(start_worker) ->
     assert [phase["outcome"] for phase in record["decision"]["phases"]] == ["abstained", "abstained"]
 
 
+async def test_alerts_that_need_nobody_are_acked_audited_and_counted_never_escalated(start_worker) -> None:
+    # Given Watchdog (always firing by design) and a Flux success event, in one webhook with a real alert
+    harness = await start_worker()
+    watchdog = {"labels": {"alertname": "Watchdog", "severity": "none"}}
+    succeeded = {"labels": {"alertname": "FluxKustomizationReconciliationsucceeded", "severity": "info",
+                            "name": "apps", "namespace": "flux-system", "kind": "Kustomization"}}
+    await harness.send({"version": "4", "alerts": [watchdog, succeeded, crash_loop()]})
+
+    [trigger] = await harness.triggers(1)
+    await harness.settled(1)
+    assert orjson.loads(trigger.body)["lambda_function"] == "pod-restart"
+    assert harness.sample("agent_sre_ignored_total") == 2
+    assert harness.sample("agent_sre_dead_letters_total", reason="no_decision") == 0
+    assert await harness.dead_letters(0) == []
+    ignored = [r for r in harness.audit() if r["action"] == "ignored"]
+    assert [r["alertname"] for r in ignored] == ["Watchdog", "FluxKustomizationReconciliationsucceeded"]
+    assert all(r["decision"]["ignored"] and r["decision"]["lambda_function"] is None for r in ignored)
+
+
 async def test_a_publish_that_keeps_failing_is_retried_through_the_delay_queues_then_dead_lettered(
     start_worker,
 ) -> None:
@@ -342,4 +361,7 @@ async def test_the_default_chain_decides_with_its_model_selectors(start_worker, 
     assert data["lambda_function"] == "scale-pod" and data["triggered_by"] == "trm"
     assert data["parameters"] == {"name": labels["pod"], "namespace": "shop"}
     [record] = harness.audit()
-    assert [phase["selector"] for phase in record["decision"]["phases"]] == ["static", "trm"]
+    # scale-pod is a medium-risk function: trm proposes it, and a second selector must agree.
+    phases = record["decision"]["phases"]
+    assert [(p["selector"], p["outcome"]) for p in phases[:2]] == [("static", "abstained"), ("trm", "unconfirmed")]
+    assert (phases[-1]["outcome"], phases[-1]["lambda_function"]) == ("decided", "scale-pod")

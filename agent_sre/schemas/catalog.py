@@ -2,16 +2,23 @@
 
 A parameter's `sources` name the alert labels that may supply it, in order of preference.
 A source may carry a transform after a colon:
-- `instance:host`  the host part of the label's value (`node-1:9100` -> `node-1`);
+- `instance:host`  the host part of the label's value (`node-1:9100` -> `node-1`); never an IP
+                   address, which names a scrape target, not a node;
 - `service:pair`   `label=value`, a Kubernetes label selector (`service=api`);
 - `statefulset:key` the label's own name, when the label is present (`statefulset`).
 A value is accepted only when it equals what the first source present in the alert yields (or
 the catalog default, when none is) and matches the parameter's pattern, so no selector can
-invent a value or pick a less specific label.
+invent a value or pick a less specific label. A `subject` parameter names the object acted on, so
+it must not be the exporter that scraped the alert (its value holding the `job` label's value, as
+the `pod` of a kube-state-metrics Job alert does).
+
+A function's `evidence` says what an alert must show before the function may act on it; the chain
+checks it (`agent_sre.selectors.gates`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from functools import cached_property
@@ -38,6 +45,7 @@ class ParameterSpec(BaseModel):
     required: bool = True
     default: str | None = None
     description: str = ""
+    subject: bool = False  # names the object acted on (a pod, a node), never the exporter
 
     @field_validator("sources")
     @classmethod
@@ -72,6 +80,26 @@ class ParameterSpec(BaseModel):
         return value if value is not None and self.regex.fullmatch(value) else None
 
 
+class Evidence(BaseModel):
+    """What an alert must show for a function to apply. The patterns are searched (case-insensitive)
+    in the alert's signal: its name, lower-cased with everything but letters and digits removed,
+    then `key=value` for each of `labels` the alert has, then the metric context it gives
+    (`traffic=rising`, `memory=high`; `agent_sre.knowledge.context`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    shows: list[str] = Field(default_factory=list)  # at least one must match
+    never: list[str] = Field(default_factory=list)  # none may match
+    labels: list[str] = Field(default_factory=list)
+
+    @field_validator("shows", "never")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            re.compile(pattern)
+        return patterns
+
+
 class FunctionSpec(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -80,6 +108,7 @@ class FunctionSpec(BaseModel):
     risk: Literal["none", "low", "medium", "high"]
     parameters: list[ParameterSpec] = Field(default_factory=list)
     when: list[str] = Field(default_factory=list)  # the situations it is for, in words
+    evidence: Evidence | None = None  # None: nothing to show (escalate)
 
 
 class Rule(BaseModel):
@@ -91,6 +120,7 @@ class Rule(BaseModel):
     alertname: str
     labels: dict[str, str] = Field(default_factory=dict)
     summary: str | None = None
+    context: str | None = None  # searched in the metric context tokens, space-separated and sorted
     confidence: float = Field(default=0.8, ge=0, le=1)
 
 
@@ -124,14 +154,16 @@ class Catalog(BaseModel):
         return {p.name: v for p in spec.parameters if (v := p.resolve(alert)) is not None}
 
     def validate_proposal(self, proposal: Proposal, alert: Alert, denied_namespaces: set[str]) -> dict[str, str]:
-        """Return the proposal's parameters if every one is safe to act on; raise CatalogError if not."""
+        """The parameters to act with: the function's, resolved from the alert's labels, once every one
+        is safe to act on. A value the proposal gives must be the resolved one. Raise CatalogError if not."""
         spec = self._spec(proposal.lambda_function)
         known = {p.name: p for p in spec.parameters}
         extra = set(proposal.parameters) - set(known)
         if extra:
             raise CatalogError(f"{spec.name} takes no parameter {sorted(extra)}")
+        parameters = {}
         for param in spec.parameters:
-            value = proposal.parameters.get(param.name)
+            value = proposal.parameters.get(param.name, param.preferred(alert))
             if value is None:
                 if param.required:
                     raise CatalogError(f"{spec.name}: required parameter {param.name!r} is missing")
@@ -145,7 +177,14 @@ class Catalog(BaseModel):
                 )
             if param.name == "namespace" and value in denied_namespaces:
                 raise CatalogError(f"{spec.name}: namespace {value!r} is on the deny list")
-        return dict(proposal.parameters)
+            job = alert.labels.get("job", "")
+            if param.subject and len(job) >= 4 and job in value:
+                raise CatalogError(
+                    f"{spec.name}: {param.name}={value!r} is the exporter that scraped the alert (job={job!r}), "
+                    "not its subject"
+                )
+            parameters[param.name] = value
+        return parameters
 
     def _spec(self, function: str) -> FunctionSpec:
         try:
@@ -182,9 +221,15 @@ def _apply(source: str, labels: dict[str, str]) -> str | None:
     return label  # "key"
 
 
-def _host_part(instance: str) -> str:
+def _host_part(instance: str) -> str | None:
     if instance.startswith("["):  # [::1]:9100
-        return instance[1:].split("]", 1)[0]
-    host, sep, port = instance.rpartition(":")
-    # A bare IPv6 address has colons but no port to strip.
-    return host if sep and port.isdigit() and ":" not in host else instance
+        host = instance[1:].split("]", 1)[0]
+    else:
+        name, sep, port = instance.rpartition(":")
+        # A bare IPv6 address has colons but no port to strip.
+        host = name if sep and port.isdigit() and ":" not in name else instance
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    return None  # an address names a scrape target; it is no node name

@@ -13,13 +13,18 @@ class Outcome(str, Enum):
     DECIDED = "decided"
     ABSTAINED = "abstained"  # the selector had no opinion (returned None)
     BELOW_THRESHOLD = "below_threshold"
-    REJECTED = "rejected"  # the proposal failed catalog validation
+    REJECTED = "rejected"  # the proposal failed catalog validation or the function's evidence
+    UNCONFIRMED = "unconfirmed"  # passed every gate; its risk waits for a second selector to agree
     TIMEOUT = "timeout"
     ERROR = "error"
 
 
 class Proposal(BaseModel):
-    """A selector's answer. The chain validates it against the catalog before anyone acts on it."""
+    """A selector's answer. The chain validates it against the catalog before anyone acts on it.
+
+    Only the function is the selector's choice: the chain fills the parameters from the alert's
+    labels. A selector that gives parameters (static's `lambda_parameters`, trm's pointers) must give
+    exactly those values."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -42,7 +47,8 @@ class Phase(BaseModel):
 
 
 class Decision(BaseModel):
-    """The chain's verdict on one alert; `lambda_function` is None when nothing decided."""
+    """The chain's verdict on one alert; `lambda_function` is None when nothing decided, or when the
+    alert needs nobody (`ignored`)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -52,6 +58,7 @@ class Decision(BaseModel):
     method: str | None = None
     reasoning: str = ""
     phases: list[Phase] = Field(default_factory=list)
+    ignored: bool = False
 
     @property
     def decided(self) -> bool:

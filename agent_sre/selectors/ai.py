@@ -81,10 +81,8 @@ class AISelector:
         if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not isinstance(given, dict):
             log.warning("ai: malformed answer for %s (confidence or parameters)", alert.alertname)
             return None
-        parameters = self.catalog.resolve(function, alert)
-        dropped = sorted(str(k)[:40] for k, v in given.items() if parameters.get(k) != v)
-        if dropped:
-            log.info("ai: ignored model parameters not taken from the labels of %s: %s", alert.alertname, dropped)
+        if given:  # the chain fills them from the alert's labels; the model's own are never used
+            log.info("ai: ignored the model's parameters for %s: %s", alert.alertname, sorted(str(k)[:40] for k in given))
         confidence = min(max(float(confidence), 0.0), MAX_CONFIDENCE)
         notes = ""
         if function != ESCALATE and named_in_alert_text(function, alert):
@@ -93,7 +91,6 @@ class AISelector:
         reasoning = str(answer.get("reasoning", ""))[:MAX_REASONING_CHARS]
         return Proposal(
             lambda_function=function,
-            parameters=parameters,
             confidence=round(confidence, 4),
             reasoning=f"LLM chose {function}: {reasoning}{notes}",
         )

@@ -10,12 +10,14 @@ from typing import Protocol
 
 from ..errors import CatalogError
 from ..schemas.alert import Alert
-from ..schemas.catalog import Catalog
+from ..schemas.catalog import ESCALATE, Catalog
 from ..schemas.decision import Decision, Outcome, Phase, Proposal
 from ..settings import Settings
 from .base import Selector
+from .gates import Gates
 
 log = logging.getLogger(__name__)
+STATIC = "static"
 
 
 class ChainObserver(Protocol):
@@ -31,7 +33,21 @@ class Step:
     threshold: float
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """A proposal that passed every gate but whose risk waits for a second selector to agree."""
+
+    selector: str
+    proposal: Proposal
+    parameters: dict[str, str]
+
+
 class Chain:
+    """Asks each selector in turn. Every proposal passes the gates (`gates.py`): its function's risk
+    threshold, the catalog's parameter check, the function's evidence, and for risky functions the
+    agreement of a second selector. A confident disagreement, or a risky proposal nobody confirms,
+    ends in `escalate`: a human decides what the selectors could not agree on."""
+
     def __init__(
         self,
         selectors: list[Selector],
@@ -48,6 +64,7 @@ class Chain:
             for s in selectors
         ]
         self.catalog = catalog
+        self.gates = Gates(catalog, settings)
         self.denied_namespaces = set(settings.denied_namespaces)
         self.observer = observer
 
@@ -56,10 +73,29 @@ class Chain:
         return [step.selector for step in self.steps]
 
     async def decide(self, alert: Alert) -> Decision:
+        if reason := self.gates.ignore_reason(alert):
+            return Decision(lambda_function=None, method="ignore", reasoning=reason, ignored=True)
         phases: list[Phase] = []
+        pending: _Pending | None = None
         for step in self.steps:
             started = time.perf_counter()
             proposal, outcome, detail, parameters = await self._try(step, alert)
+            decision = None
+            if outcome is Outcome.DECIDED and proposal is not None:
+                name = step.selector.name
+                if pending is not None:
+                    decision = _second_opinion(pending, name, proposal, parameters)
+                elif name != STATIC and self.gates.needs_agreement(proposal.lambda_function):
+                    pending = _Pending(name, proposal, parameters)
+                    outcome, detail = Outcome.UNCONFIRMED, "a risky function: waits for a second selector to agree"
+                else:
+                    decision = Decision(
+                        lambda_function=proposal.lambda_function,
+                        parameters=parameters,
+                        confidence=proposal.confidence,
+                        method=name,
+                        reasoning=proposal.reasoning,
+                    )
             phase = Phase(
                 selector=step.selector.name,
                 outcome=outcome,
@@ -70,15 +106,18 @@ class Chain:
             )
             phases.append(phase)
             self._observe(phase)
-            if outcome is Outcome.DECIDED and proposal is not None:
-                return Decision(
-                    lambda_function=proposal.lambda_function,
-                    parameters=parameters,
-                    confidence=proposal.confidence,
-                    method=step.selector.name,
-                    reasoning=proposal.reasoning,
-                    phases=phases,
-                )
+            if decision is not None:
+                return decision.model_copy(update={"phases": phases})
+        if pending is not None:
+            function = pending.proposal.lambda_function
+            return Decision(
+                lambda_function=ESCALATE,
+                confidence=pending.proposal.confidence,
+                method=pending.selector,
+                reasoning=f"{pending.selector} proposed {function}, which needs a second selector to agree, "
+                f"and none did: a human decides ({pending.proposal.reasoning})",
+                phases=phases,
+            )
         summary = "; ".join(f"{p.selector} {p.outcome.value}" for p in phases)
         return Decision(lambda_function=None, reasoning=f"no selector decided ({summary})", phases=phases)
 
@@ -98,12 +137,19 @@ class Chain:
             return None, Outcome.ABSTAINED, None, {}
         if not isinstance(proposal, Proposal):
             return None, Outcome.ERROR, f"returned {type(proposal).__name__}, not a Proposal", {}
-        if proposal.confidence < step.threshold:
-            return proposal, Outcome.BELOW_THRESHOLD, f"confidence below {step.threshold}", {}
+        function = proposal.lambda_function
+        if function not in self.catalog.by_name:
+            return proposal, Outcome.REJECTED, f"unknown lambda function {function!r}", {}
+        threshold = max(step.threshold, self.gates.threshold(function))
+        if proposal.confidence < threshold:
+            return proposal, Outcome.BELOW_THRESHOLD, f"confidence below {threshold}", {}
         try:
             parameters = self.catalog.validate_proposal(proposal, alert, self.denied_namespaces)
         except CatalogError as exc:
             return proposal, Outcome.REJECTED, str(exc), {}
+        # A static annotation is the operator's own word in the alert rule: no evidence is asked of it.
+        if step.selector.name != STATIC and (refusal := self.gates.refusal(function, alert)):
+            return proposal, Outcome.REJECTED, refusal, {}
         return proposal, Outcome.DECIDED, None, parameters
 
     def _observe(self, phase: Phase) -> None:
@@ -113,3 +159,22 @@ class Chain:
             self.observer.phase(phase)
         except Exception:  # observability must never change an outcome
             log.exception("chain observer failed")
+
+
+def _second_opinion(pending: _Pending, selector: str, proposal: Proposal, parameters: dict[str, str]) -> Decision:
+    first = pending.proposal
+    if proposal.lambda_function == first.lambda_function and parameters == pending.parameters:
+        return Decision(
+            lambda_function=first.lambda_function,
+            parameters=parameters,
+            confidence=min(first.confidence, proposal.confidence),
+            method=pending.selector,
+            reasoning=f"{first.reasoning}; {selector} agrees ({proposal.confidence:.2f})",
+        )
+    return Decision(
+        lambda_function=ESCALATE,
+        confidence=proposal.confidence,
+        method=selector,
+        reasoning=f"{pending.selector} proposed {first.lambda_function} and {selector} {proposal.lambda_function}: "
+        "the selectors disagree, so a human decides",
+    )

@@ -104,7 +104,6 @@ class FewShotSelector:
         closest = ", ".join(f"{e.function} ({e.origin}, {s:.2f})" for e, s in vote.neighbours[:3])
         return Proposal(
             lambda_function=vote.function,
-            parameters=self.catalog.resolve(vote.function, alert),
             confidence=round(min(self.calibration(fewshot_features(alert, vote, self.examples)), vote.agreement), 4),
             reasoning=f"{len(vote.neighbours)} nearest examples give {vote.function} {vote.agreement:.0%} of the "
             f"vote (closest: {closest}); parameters from the alert's labels",

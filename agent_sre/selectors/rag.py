@@ -82,7 +82,6 @@ class RagSelector:
         runner_up = f"; next {ranking[1].function} at {ranking[1].score:.3f}" if len(ranking) > 1 else ""
         return Proposal(
             lambda_function=best.function,
-            parameters=self.catalog.resolve(best.function, alert),
             confidence=round(self.calibration(features), 4),
             reasoning=f"runbook section {best.function} (alert {best.pattern}) is the closest match: "
             f"score {best.score:.3f} (cosine {best.cosine:.3f}, BM25 {best.lexical:.2f} of best){runner_up}; "

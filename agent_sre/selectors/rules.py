@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from ..knowledge.context import metric_context
 from ..schemas.alert import Alert
 from ..schemas.catalog import Rule
 from ..schemas.decision import Proposal
@@ -14,7 +15,6 @@ class RulesSelector:
     name = "rules"
 
     def __init__(self, context: SelectorContext) -> None:
-        self.catalog = context.catalog
         self.rules = [_CompiledRule(rule) for rule in context.catalog.rules]
 
     async def select(self, alert: Alert) -> Proposal | None:
@@ -23,7 +23,6 @@ class RulesSelector:
                 function = rule.rule.function
                 return Proposal(
                     lambda_function=function,
-                    parameters=self.catalog.resolve(function, alert),
                     confidence=rule.rule.confidence,
                     reasoning=f"catalog rule #{number} maps {alert.alertname} to {function}",
                 )
@@ -36,11 +35,14 @@ class _CompiledRule:
         self.alertname = re.compile(rule.alertname, re.IGNORECASE)
         self.labels = {key: re.compile(pattern, re.IGNORECASE) for key, pattern in rule.labels.items()}
         self.summary = re.compile(rule.summary, re.IGNORECASE) if rule.summary else None
+        self.context = re.compile(rule.context) if rule.context else None
 
     def matches(self, alert: Alert) -> bool:
         if not self.alertname.search(alert.alertname):
             return False
         if any(not pattern.search(alert.labels.get(key, "")) for key, pattern in self.labels.items()):
+            return False
+        if self.context is not None and not self.context.search(" ".join(sorted(metric_context(alert)))):
             return False
         if self.summary is not None:
             text = " ".join(filter(None, (alert.annotations.get("summary"), alert.annotations.get("description"))))

@@ -12,24 +12,18 @@ from .base import SelectorContext
 class StaticSelector:
     """Reads `lambda_function` and, optionally, `lambda_parameters` (a JSON object) annotations.
 
-    Without `lambda_parameters` the parameters are filled from the labels by the catalog.
-    Either way the chain validates every value against the alert's labels.
+    Without `lambda_parameters` the chain fills the parameters from the labels; with it, the chain
+    checks every value against them.
     """
 
     name = "static"
-
-    def __init__(self, context: SelectorContext) -> None:
-        self.catalog = context.catalog
 
     async def select(self, alert: Alert) -> Proposal | None:
         function = alert.annotations.get("lambda_function", "").strip()
         if not function:
             return None
         raw = alert.annotations.get("lambda_parameters")
-        if raw is None:
-            parameters = self.catalog.resolve(function, alert) if function in self.catalog.by_name else {}
-        else:
-            parameters = _parse_parameters(raw)
+        parameters = {} if raw is None else _parse_parameters(raw)
         return Proposal(
             lambda_function=function,
             parameters=parameters,
@@ -49,4 +43,4 @@ def _parse_parameters(raw: str) -> dict[str, str]:
 
 
 def create(context: SelectorContext) -> StaticSelector:
-    return StaticSelector(context)
+    return StaticSelector()

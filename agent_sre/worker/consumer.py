@@ -96,6 +96,10 @@ class Pipeline:
         self._in_progress.add(key)
         try:
             decision = await self.chain.decide(alert)
+            if decision.ignored:  # needs nobody: acked, audited and counted, never dead-lettered
+                self.metrics.ignored()
+                self._audit(event, alert, "ignored", decision=decision.model_dump(mode="json"))
+                return
             if not decision.decided:
                 verdict.undecided.append(alert.alertname)
                 self._audit(event, alert, "no_decision", decision=decision.model_dump(mode="json"))

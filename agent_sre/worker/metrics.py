@@ -26,6 +26,7 @@ class Metrics:
         self.dead_letters = Counter(f"{prefix}_dead_letters", "Messages dead-lettered, by reason.", ["reason"], registry=r)
         self.retries = Counter(f"{prefix}_retries", "Messages sent to a retry delay queue, by reason.", ["reason"], registry=r)
         self.suppressions = Counter(f"{prefix}_suppressions", "Triggers suppressed, by reason.", ["reason"], registry=r)
+        self.ignored_alerts = Counter(f"{prefix}_ignored", "Alerts that need nobody (AGENT_SRE_IGNORED_ALERTS), acked.", registry=r)
         self.triggers = Counter(f"{prefix}_triggers_published", "Trigger events published and confirmed.", ["function"], registry=r)
 
     # ChainObserver
@@ -49,6 +50,9 @@ class Metrics:
 
     def suppressed(self, reason: str) -> None:
         self.suppressions.labels(reason).inc()
+
+    def ignored(self) -> None:
+        self.ignored_alerts.inc()
 
     def trigger_published(self, function: str) -> None:
         self.triggers.labels(function).inc()

@@ -1,0 +1,76 @@
+"""The safety gates the chain applies to every selector's proposal, driven by the catalog and settings.
+
+- **ignore**: alerts that need nobody (`Watchdog`, `InfoInhibitor`, info-severity success and
+  progress events) are acked, audited and counted as ignored before any selector runs;
+- **risk**: a proposal must reach the confidence its function's catalog risk asks for
+  (AGENT_SRE_RISK_THRESHOLDS), on top of its selector's own threshold;
+- **evidence**: the alert must show what the function declares in the catalog (`evidence`); a
+  static annotation, the operator's own word in the alert rule, is exempt;
+- **agreement**: a function whose risk is in AGENT_SRE_AGREEMENT_RISKS acts only when a second
+  selector proposes it too, or when a static annotation names it. The chain does the counting.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..knowledge.context import metric_context
+from ..schemas.alert import Alert
+from ..schemas.catalog import Catalog, Evidence
+from ..settings import Settings
+
+
+class Gates:
+    def __init__(self, catalog: Catalog, settings: Settings) -> None:
+        self.catalog = catalog
+        self.thresholds = settings.risk_thresholds
+        self.agreement_risks = set(settings.agreement_risks)
+        self.ignored_alerts = set(settings.ignored_alerts)
+        self.info_events = re.compile(settings.ignored_info_events, re.IGNORECASE) if settings.ignored_info_events else None
+        self._evidence = {f.name: _CompiledEvidence(f.evidence) for f in catalog.functions if f.evidence}
+
+    def ignore_reason(self, alert: Alert) -> str | None:
+        """Why nobody needs this alert, or None when it may need someone."""
+        if alert.alertname in self.ignored_alerts:
+            return f"{alert.alertname} is on the ignore list (AGENT_SRE_IGNORED_ALERTS)"
+        if (
+            self.info_events is not None
+            and alert.labels.get("severity", "").lower() == "info"
+            and self.info_events.search(alert.alertname)
+        ):
+            return f"{alert.alertname} is an info-severity success or progress event (AGENT_SRE_IGNORED_INFO_EVENTS)"
+        return None
+
+    def threshold(self, function: str) -> float:
+        return self.thresholds.get(self.catalog.by_name[function].risk, 1.0)
+
+    def needs_agreement(self, function: str) -> bool:
+        return self.catalog.by_name[function].risk in self.agreement_risks
+
+    def refusal(self, function: str, alert: Alert) -> str | None:
+        """Why the alert does not show what `function` needs, or None when it does."""
+        evidence = self._evidence.get(function)
+        return evidence.refusal(function, alert) if evidence else None
+
+
+class _CompiledEvidence:
+    def __init__(self, evidence: Evidence) -> None:
+        self.shows = [re.compile(p, re.IGNORECASE) for p in evidence.shows]
+        self.never = [re.compile(p, re.IGNORECASE) for p in evidence.never]
+        self.labels = evidence.labels
+
+    def refusal(self, function: str, alert: Alert) -> str | None:
+        signal = self.signal(alert)
+        for pattern in self.never:
+            if hit := next((token for token in signal if pattern.search(token)), None):
+                return f"{function} does not apply: the alert shows {hit!r}"
+        if self.shows and not any(pattern.search(token) for pattern in self.shows for token in signal):
+            return f"{function} needs evidence the alert does not show (its signal: {' '.join(signal)})"
+        return None
+
+    def signal(self, alert: Alert) -> list[str]:
+        """The alert's name, lower-cased with only letters and digits kept, then `key=value` for the
+        evidence labels it has, then its metric context."""
+        name = re.sub(r"[^a-z0-9]", "", alert.alertname.lower())
+        labels = [f"{key}={alert.labels[key].lower()}" for key in self.labels if alert.labels.get(key)]
+        return [name, *labels, *sorted(metric_context(alert))]
