@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from .errors import ConfigError
 
 # The model selectors decide what they are sure of; `ai` abstains until AGENT_SRE_AI_URL is set.
-DEFAULT_SELECTORS = ["static", "trm", "rag", "fewshot", "ai", "rules"]
+DEFAULT_SELECTORS = ["static", "known", "trm", "rag", "fewshot", "ai", "rules"]
 DEFAULT_EVENT_TYPE = "io.homelab.prometheus.alert.fired"
 CommaList = Annotated[list[str], NoDecode]
 
@@ -73,9 +73,12 @@ class Settings(BaseSettings):
     # Functions of these risks act only when two selectors agree, or a static annotation names them.
     agreement_risks: CommaList = ["medium", "high"]
     # Alerts that need nobody: acked, audited and counted as ignored; never escalated or dead-lettered.
-    ignored_alerts: CommaList = ["Watchdog", "InfoInhibitor"]
+    ignored_alerts: CommaList = ["Watchdog", "InfoInhibitor", "PrometheusAlertmanagerE2eDeadManSwitch"]
     # Info-severity alerts whose name matches are success or progress events, ignored too ("" turns it off).
-    ignored_info_events: str = r"(succeeded|success|progressing|uptodate|newartifact|completed)$"
+    ignored_info_events: str = (
+        r"(succeeded|success|progressing|uptodate|newartifact|completed|dependencynotready|driftcorrected"
+        r"|healthcheckcanceled|pendingrelease|rebalancing|relocatingshards|initializingshards|backonline)$"
+    )
 
     # LLM selector (`ai`): off while ai_url is unset. Its chain timeout defaults to what its
     # attempts and backoffs can take; AGENT_SRE_SELECTOR_OPTIONS='{"ai": {"timeout_s": 30}}' overrides.

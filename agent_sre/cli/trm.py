@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from ..errors import AgentSreError
+from ..knowledge.sources import FOLDS
 from ..schemas.catalog import load_catalog
 from .common import fail, load_settings
 
@@ -30,14 +31,23 @@ def train_command(
     threads: Annotated[int, typer.Option(help="Torch threads; 1 wastes less on a CPU shared with other work.")] = 2,
     resume: Annotated[bool, typer.Option(help="Continue from the run directory's checkpoint.")] = True,
     ship: Annotated[bool, typer.Option(help="Replace the shipped model if the new one is not worse on the test split.")] = False,
+    real_per_alert: Annotated[int, typer.Option(help="Training alerts per line of the real-alert knowledge.")] = 6,
+    hold_out: Annotated[str | None, typer.Option(help="Leave a fold of source projects out (standard or other), "
+                                                      "to benchmark on them with benchmarks/bench_real.py.")] = None,
 ) -> None:
-    """Generate the data from docs/RUNBOOK.md, train with deep supervision, export the EMA model."""
+    """Generate the data from docs/RUNBOOK.md and the real-alert knowledge, train with deep supervision,
+    export the EMA model."""
     from ..trm.train import TrainConfig, train
 
     if mixer not in (None, "mlp", "attention"):
         fail("--mixer must be mlp or attention")
     overrides = {k: v for k, v in {"hidden": hidden, "H_cycles": h_cycles, "L_cycles": l_cycles, "mixer": mixer}.items() if v}
-    config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, threads=threads, model=overrides)
+    if hold_out is not None and hold_out not in FOLDS:
+        fail(f"--hold-out must be one of {', '.join(sorted(FOLDS))}")
+    if hold_out is not None and ship:
+        fail("--ship takes a model trained on every source; drop --hold-out")
+    config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, threads=threads, model=overrides,
+                         real_per_alert=real_per_alert, hold_out=hold_out)
     catalog = _catalog()
     try:
         metrics = train(catalog, config, out, resume=resume)

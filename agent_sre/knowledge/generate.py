@@ -21,7 +21,7 @@ from .runbook import AlertPattern, RunbookEntry
 SPLITS = ("train", "val", "test")
 _TEXT_KEYS = ("summary", "description")
 
-_POOLS = {
+POOLS = {
     "train": {
         "app": ["homepage", "grafana", "api", "web", "frontend", "payments", "nextcloud", "immich", "vaultwarden",
                 "loki", "tempo", "gitea", "paperless", "sonarr", "radarr", "traefik", "authentik", "minio",
@@ -71,7 +71,7 @@ def generate(
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}")
     rng = random.Random(f"{split}/{seed}")
-    pools = _POOLS["test" if split == "test" else "train"]
+    pools = POOLS["test" if split == "test" else "train"]
     examples = []
     for function, entry in entries.items():
         patterns = entry.held_out if split == "test" else entry.alerts
@@ -95,7 +95,7 @@ def generate(
 
 def _alert(rng: random.Random, pools: dict, entry: RunbookEntry, spec: FunctionSpec, pattern: AlertPattern) -> Alert:
     app = rng.choice(pools["app"])
-    value = _value_maker(rng, pools, app, spec.name)
+    value = value_maker(rng, pools, app, spec.name)
     labels: dict[str, str] = {"alertname": pattern.name}
     for param in spec.parameters:
         keys = [s.partition(":")[0] for s in param.sources]
@@ -131,7 +131,7 @@ def _choose_sources(rng: random.Random, keys: list[str], required: bool) -> list
     return [k for i, k in enumerate(keys) if i == first or rng.random() < 0.3]
 
 
-def _value_maker(rng: random.Random, pools: dict, app: str, function: str) -> Callable[[str], str]:
+def value_maker(rng: random.Random, pools: dict, app: str, function: str) -> Callable[[str], str]:
     node = rng.choice(pools["node"])
     suffix = "".join(rng.choices("bcdfghjklmnpqrstvwxz2456789", k=5))
     values: dict[str, Callable[[], str]] = {
@@ -151,6 +151,12 @@ def _value_maker(rng: random.Random, pools: dict, app: str, function: str) -> Ca
         "type": lambda: rng.choice(_REASONS),
         "replicas": lambda: str(rng.randrange(2, 13)),
         "kind": lambda: _FLUX_KINDS.get(function) or rng.choice(list(_FLUX_KINDS.values())),
+        "customresource_kind": lambda: _FLUX_KINDS.get(function) or rng.choice(list(_FLUX_KINDS.values())),
+        "customresource_group": lambda: rng.choice(["kustomize.toolkit.fluxcd.io", "helm.toolkit.fluxcd.io",
+                                                    "source.toolkit.fluxcd.io"]),
+        "customresource_version": lambda: rng.choice(["v1", "v2"]),
+        "ready": lambda: "False",
+        "suspended": lambda: "false",
         "url": lambda: f"https://github.com/homelab/{app}",
         "revision": lambda: f"main@sha1:{rng.randrange(16**12):012x}",
         "version": lambda: f"{rng.randrange(1, 9)}.{rng.randrange(20)}.{rng.randrange(10)}",
@@ -171,8 +177,8 @@ def _value_maker(rng: random.Random, pools: dict, app: str, function: str) -> Ca
 
 def _annotations(rng: random.Random, entry: RunbookEntry, labels: dict[str, str], pattern: AlertPattern) -> dict[str, str]:
     annotations: dict[str, str] = {}
-    fillable = [t for t in entry.says if _fillable(t, labels)]
-    summary = rng.choice(fillable).format(**labels) if fillable and rng.random() < 0.75 else ""
+    templates = [t for t in entry.says if fillable(t, labels)]
+    summary = rng.choice(templates).format(**labels) if templates and rng.random() < 0.75 else ""
     return _with_text(rng, annotations, summary, pattern)
 
 
@@ -188,7 +194,7 @@ def _with_text(rng: random.Random, annotations: dict[str, str], summary: str, pa
 def _context_alert(base: random.Random, rng: random.Random, pools: dict, pattern: AlertPattern) -> Alert:
     """A CPU alert as container metrics label it; `base` draws what both answers share, `rng` the trend."""
     app = base.choice(pools["app"])
-    value = _value_maker(base, pools, app, "")
+    value = value_maker(base, pools, app, "")
     labels = {"alertname": pattern.name, "pod": value("pod"), "namespace": value("namespace")}
     for key, share in (("container", 0.5), ("deployment", 0.2), ("instance", 0.3), ("job", 0.3), ("node", 0.2),
                        ("service", 0.2), ("severity", 0.7)):
@@ -208,7 +214,13 @@ def _context_alert(base: random.Random, rng: random.Random, pools: dict, pattern
         change, word = -rng.randrange(15, 70), rng.choice(_FALLING)
     else:
         change, word = rng.randrange(-6, 7), rng.choice(_FLAT)
-    if where in ("annotation", "both"):
+    if rising and where == "annotation" and rng.random() < 0.3:
+        # the seeds' form: a high request rate and memory headroom, no trend word
+        annotations["request_rate"] = f"{rng.randrange(150, 5000)} req/s"
+        if rng.random() < 0.5:
+            limit = rng.choice([1, 2, 4, 8])
+            annotations["memory_usage"] = f"{limit * rng.uniform(0.2, 0.8):.1f}Gi / {limit}Gi"
+    elif where in ("annotation", "both"):
         annotations[rng.choice(_RATE_KEYS)] = f"{change:+d}%" if rng.random() < 0.7 else word
     if where in ("summary", "both"):
         trend = rng.choice(_TRENDS).format(word=word, change=change, rps=rng.randrange(20, 5000))
@@ -216,7 +228,7 @@ def _context_alert(base: random.Random, rng: random.Random, pools: dict, pattern
     return Alert(labels=labels, annotations=_with_text(rng, annotations, summary, pattern))
 
 
-def _fillable(template: str, labels: dict[str, str]) -> bool:
+def fillable(template: str, labels: dict[str, str]) -> bool:
     try:
         template.format(**labels)
     except (KeyError, IndexError, ValueError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from importlib import metadata
 from pathlib import Path
 
@@ -23,6 +24,9 @@ BATCH_SIZE = 64
 # A query or two is faster on one thread: on busy cores, OpenMP's spinning threads cost
 # hundreds of milliseconds a call (measured: 22 ms on one thread, ~550 ms on two, under load).
 SMALL_BATCH = 8
+# rag and fewshot embed the same text of the same alert: the second asks for what the first just
+# computed. A small memory of recent texts answers it without a second forward pass.
+RECENT_TEXTS = 256
 
 
 class Embedder:
@@ -52,14 +56,30 @@ class Embedder:
         self.texts_encoded = self.passes = 0
         self._torch = torch
         self._lock = threading.Lock()
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """(len(texts), dimension) unit vectors; cosine similarity is then a dot product."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        torch = self._torch
         # One forward pass at a time: concurrent passes only fight over the same CPU cores.
-        with self._lock, torch.inference_mode():
+        with self._lock:
+            if len(texts) > SMALL_BATCH:  # building an index: nothing to remember
+                return self._encode(texts)
+            missing = list(dict.fromkeys(t for t in texts if t not in self._recent))
+            if missing:
+                for text, row in zip(missing, self._encode(missing)):
+                    self._recent[text] = row.copy()
+            rows = [self._recent[text] for text in texts]
+            for text in texts:
+                self._recent.move_to_end(text)
+            while len(self._recent) > RECENT_TEXTS:
+                self._recent.popitem(last=False)
+        return np.stack(rows)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
             threads = torch.get_num_threads()  # per OS thread; restored for the pool's next user
             if len(texts) <= SMALL_BATCH:
                 torch.set_num_threads(1)

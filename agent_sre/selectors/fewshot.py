@@ -29,10 +29,12 @@ from ..schemas.alert import Alert
 from ..schemas.catalog import Catalog
 from ..schemas.decision import Proposal
 from ..knowledge.generate import generate
+from ..knowledge.real import RealAlert, load_real_alerts, real_examples
 from ..knowledge.runbook import load_runbook
 from .base import SelectorContext
 
 TRAIN_SEED = 0
+REAL_PER_ALERT = 2  # examples per line of the real-alert knowledge, beside the runbook's
 
 
 def fewshot_features(alert: Alert, vote: Vote, examples: ExampleSet) -> dict[str, float]:
@@ -52,8 +54,10 @@ class FewShotSelector:
         per_pattern: int = 8,
         audit_log: Path | None = None,
         runbook_path: Path | None = None,
+        real_alerts: list[RealAlert] | None = None,
     ) -> None:
         self.catalog, self.k, self.per_pattern = catalog, k, per_pattern
+        self.real_alerts = real_alerts  # None: every line of the package's real-alert knowledge
         self.audit_log, self.runbook_path = audit_log, runbook_path
         self.cache = VectorCache(cache_dir)
         self.calibration = Logistic.from_dict(fitted.FEWSHOT)
@@ -90,6 +94,8 @@ class FewShotSelector:
             return []
         entries = {f: e for f, e in load_runbook(self.runbook_path).items() if f in self.catalog.by_name}
         generated = generate(entries, self.catalog, "train", self.per_pattern, TRAIN_SEED)
+        real = load_real_alerts() if self.real_alerts is None else self.real_alerts
+        generated += real_examples(real, REAL_PER_ALERT, TRAIN_SEED)
         return [LabelledText(alert_text(e.alert), e.function, "train") for e in generated]
 
     def vote(self, alerts: list[Alert]) -> list[Vote | None]:

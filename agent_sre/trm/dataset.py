@@ -11,7 +11,9 @@ import torch
 from ..schemas.catalog import Catalog
 from .encode import EncoderConfig, encode_alert, targets_for
 from ..knowledge.generate import Example, generate
+from ..knowledge.real import load_real_alerts, real_examples
 from ..knowledge.runbook import load_runbook
+from ..knowledge.sources import held_out
 
 # The test split is generated from the runbook's held-out names with this seed, always, so that
 # scores of different runs (and the shipped model's) are comparable.
@@ -52,13 +54,28 @@ def encode_examples(
 
 
 def build_splits(
-    catalog: Catalog, config: EncoderConfig, seed: int, per_pattern: int, runbook: Path | None = None
+    catalog: Catalog,
+    config: EncoderConfig,
+    seed: int,
+    per_pattern: int,
+    runbook: Path | None = None,
+    real_per_alert: int = 0,
+    hold_out: str | None = None,
 ) -> dict[str, tuple[list[Example], Tensors]]:
-    """train and val (same alert names, different draws) and test (held-out names, fixed seed)."""
+    """train and val (same alert names, different draws) and test (held-out runbook names, fixed seed).
+
+    train and val also hold `real_per_alert` (a quarter of it for val) alerts per line of the real-alert
+    knowledge, without the lines of the `hold_out` fold's source projects (`knowledge/sources.py`).
+    """
     entries = load_runbook(runbook, functions=catalog.names)
+    real = load_real_alerts()
+    if hold_out is not None:
+        real, _ = held_out(real, hold_out)
+    real = [line for line in real if line.action in catalog.by_name]
     splits = {
-        "train": generate(entries, catalog, "train", per_pattern, seed),
-        "val": generate(entries, catalog, "val", max(2, per_pattern // 8), seed),
+        "train": generate(entries, catalog, "train", per_pattern, seed) + real_examples(real, real_per_alert, seed),
+        "val": generate(entries, catalog, "val", max(2, per_pattern // 8), seed)
+        + real_examples(real, max(1, real_per_alert // 4) if real_per_alert else 0, seed + 1),
         "test": generate(entries, catalog, "test", 24, TEST_SEED),
     }
     jitter = {"train": random.Random(seed)}  # only training alerts get scattered label slots

@@ -33,6 +33,8 @@ CHECKPOINT = "checkpoint.pt"
 class TrainConfig:
     seed: int = 0
     per_pattern: int = 40  # generated alerts per runbook alert name
+    real_per_alert: int = 6  # generated alerts per line of the real-alert knowledge
+    hold_out: str | None = None  # a fold of source projects to leave out (knowledge/sources.py)
     batch_size: int = 32
     steps: int = 2000  # optimiser steps, one per supervision step
     lr: float = 2e-3  # far above the paper's 1e-4: a tiny model and a 30-minute CPU budget
@@ -56,7 +58,9 @@ def train(catalog: Catalog, config: TrainConfig, out_dir: Path, resume: bool = T
         seq_len=encoder.seq_len, features=encoder.features, buckets=encoder.buckets,
         functions=len(encoder.functions), slots=encoder.slots, **config.model,
     )
-    splits = build_splits(catalog, encoder, config.seed, config.per_pattern)
+    splits = build_splits(
+        catalog, encoder, config.seed, config.per_pattern, real_per_alert=config.real_per_alert, hold_out=config.hold_out
+    )
     train_data, escalate = splits["train"][1], encoder.functions.index(ESCALATE)
     model = TRM(model_config)
     ema = ema_copy(model)
@@ -92,7 +96,7 @@ def train(catalog: Catalog, config: TrainConfig, out_dir: Path, resume: bool = T
     progress.close()
     ema.config.halt_temperature = fit_temperature(ema, splits["val"][1])
     metrics = {name: evaluate(ema, data, escalate) for name, (_, data) in splits.items() if name != "train"}
-    trained_names = sorted({example.family for example in splits["train"][0]})  # the name check skips these
+    trained_names = sorted({example.alert.alertname for example in splits["train"][0]})  # the name check skips these
     save_model(out_dir, ema, encoder,
                {"train_config": asdict(config), "metrics": metrics, "step": step, "trained_names": trained_names})
     return metrics

@@ -1,0 +1,231 @@
+"""Real alerts, with whole source projects held out: each selector and the chain (issue 9's benchmark).
+
+    python benchmarks/bench_real.py --trm standard=runs/real-standard --trm other=runs/real-other --write BENCHMARKS.md
+
+The alerts are the package's real-alert knowledge (agent_sre/data/real_alerts.jsonl: public rule
+collections' alert names, label keys, exporters and severities), drawn with realistic values.
+Two folds, each holding out whole source projects:
+- `standard`: kube-prometheus-stack's mixins and rules, Flux (monitoring rules and the
+  notification-controller's Alertmanager events) and cert-manager are the test; the knowledge
+  `known` and `fewshot` use, and the TRM (`--trm standard=DIR`, trained with
+  `agent-sre trm train --hold-out standard`), come from the other sources only;
+- `other`: every project outside those collections and awesome-prometheus-alerts (homelab and
+  home-ops repositories, Rook/Ceph, Longhorn, Strimzi, CloudNativePG, VictoriaMetrics, ...).
+The expected answer is the knowledge's action, except that an active function whose required
+parameters the labels cannot give (a node-exporter `instance` that is a pod IP) is `escalate`.
+
+Per selector (its own proposals through every gate but agreement, which needs two) and for the
+chain as it ships: accuracy; actionable recall (right function and exactly the labels' values);
+on alerts where escalate is right, the share that got a change (a function of risk low or above)
+and the share that got any function but escalate; right-or-safely-undecided there; accepted
+precision and coverage (a decision made, at the thresholds); ECE of the accepted decisions;
+p50/p95 of one alert at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from agent_sre.errors import CatalogError
+from agent_sre.knowledge.generate import Example
+from agent_sre.knowledge.real import IGNORE, RealAlert, load_real_alerts, real_examples
+from agent_sre.schemas.alert import Alert
+from agent_sre.schemas.catalog import ESCALATE, Catalog, load_catalog
+from agent_sre.schemas.decision import Decision, Proposal
+from agent_sre.selectors.chain import Chain
+from agent_sre.selectors.fewshot import FewShotSelector
+from agent_sre.selectors.known import KnownSelector
+from agent_sre.selectors.rag import RagSelector
+from agent_sre.selectors.rules import RulesSelector
+from agent_sre.selectors.base import SelectorContext
+from agent_sre.selectors.trm import TRMSelector
+from agent_sre.settings import DEFAULT_SELECTORS, Settings
+from agent_sre.trm.dataset import TEST_SEED
+from agent_sre.trm.evaluate import expected_calibration_error
+from agent_sre.knowledge.sources import FOLDS, held_out
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_worker import write_section  # noqa: E402
+
+
+@dataclass
+class Row:
+    expected: str  # a function, escalate or ignore
+    parameters: dict[str, str]
+    chosen: str | None
+    chosen_parameters: dict[str, str]
+    confidence: float
+    ignored: bool
+    seconds: float
+
+    @property
+    def right(self) -> bool:
+        if self.expected == IGNORE:
+            return self.ignored
+        return self.chosen == self.expected and self.chosen_parameters == self.parameters
+
+
+class Recorded:
+    """A selector whose last raw proposal is kept, so one pass gives both the raw and the gated answer."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.name, self.last = inner, inner.name, None
+
+    async def select(self, alert: Alert) -> Proposal | None:
+        self.last = await self.inner.select(alert)
+        return self.last
+
+
+def expected_of(example: Example, catalog: Catalog) -> tuple[str, dict[str, str]]:
+    if example.function in (ESCALATE, IGNORE):
+        return example.function, {}
+    try:
+        proposal = Proposal(lambda_function=example.function, confidence=1.0)
+        return example.function, catalog.validate_proposal(proposal, example.alert, set())
+    except CatalogError:
+        return ESCALATE, {}  # the labels cannot name what to act on: only a human can
+
+
+def score(rows: list[Row], catalog: Catalog) -> dict[str, float]:
+    changes = {f.name for f in catalog.functions if f.risk != "none" and f.name != ESCALATE}
+    actionable = [r for r in rows if r.expected not in (ESCALATE, IGNORE)]
+    human = [r for r in rows if r.expected == ESCALATE]
+    accepted = [r for r in rows if r.chosen is not None]
+    latency = sorted(r.seconds for r in rows)
+    share = lambda part, whole: len(part) / len(whole) if whole else 0.0  # noqa: E731
+    ece = expected_calibration_error(
+        torch.tensor([r.confidence for r in accepted]), torch.tensor([r.right for r in accepted], dtype=torch.float32)
+    ) if accepted else 0.0
+    return {
+        "alerts": len(rows),
+        "accuracy": share([r for r in rows if r.right], rows),
+        "actionable_recall": share([r for r in actionable if r.right], actionable),
+        "change_where_escalate": share([r for r in human if r.chosen in changes], human),
+        "action_where_escalate": share([r for r in human if r.chosen not in (None, ESCALATE)], human),
+        "safe_where_escalate": share([r for r in human if r.chosen in (None, ESCALATE)], human),
+        "accepted_precision": share([r for r in accepted if r.right], accepted),
+        "coverage": share(accepted, rows),
+        "ece": float(ece),
+        "p50_ms": 1000 * statistics.median(latency),
+        "p95_ms": 1000 * latency[int(0.95 * (len(latency) - 1))],
+        "actionable": len(actionable),
+        "human": len(human),
+    }
+
+
+async def evaluate_fold(fold: str, knowledge: list[RealAlert], catalog: Catalog, args) -> dict[str, dict]:
+    train, test = held_out(knowledge, fold)
+    examples = real_examples(test, args.per_alert, TEST_SEED, pools="test", include_ignored=True)
+    settings = Settings(selector_timeout_s=args.timeout)
+    alone = Settings(selector_timeout_s=args.timeout, agreement_risks=[])
+    context = SelectorContext(settings, catalog)
+    trm_dir = dict(item.split("=", 1) for item in args.trm).get(fold)
+    built = {
+        "known": KnownSelector(catalog, train),
+        "trm": TRMSelector(catalog, Path(trm_dir) if trm_dir else None),
+        "rag": RagSelector(catalog, settings.retrieval_cache_dir),
+        "fewshot": FewShotSelector(catalog, settings.retrieval_cache_dir, real_alerts=train),
+        "rules": RulesSelector(context),
+    }
+    for selector in built.values():
+        if hasattr(selector, "start"):
+            await selector.start()
+    expected = [expected_of(e, catalog) for e in examples]
+    results = {}
+    for name, selector in built.items():
+        results[name] = score(await run(Chain([Recorded(selector)], catalog, alone), examples, expected, name), catalog)
+    from agent_sre.selectors.static import StaticSelector
+
+    order = [n for n in DEFAULT_SELECTORS if n in built or n == "static"]
+    chain = Chain([StaticSelector() if n == "static" else built[n] for n in order], catalog, settings)
+    results["chain"] = score(await run(chain, examples, expected, f"{fold}/chain"), catalog)
+    for selector in built.values():
+        if hasattr(selector, "close"):
+            await selector.close()
+    results["_info"] = {"train": len(train), "test": len(test), "trm": trm_dir or "shipped", "order": order}
+    return results
+
+
+async def run(chain: Chain, examples: list[Example], expected: list[tuple[str, dict]], label: str) -> list[Row]:
+    for example in examples[:5]:  # warm-up
+        await chain.decide(example.alert)
+    rows = []
+    for example, (function, parameters) in tqdm(list(zip(examples, expected)), desc=label, file=sys.stderr, leave=False):
+        started = time.perf_counter()
+        decision: Decision = await chain.decide(example.alert)
+        rows.append(Row(function, parameters, decision.lambda_function, decision.parameters, decision.confidence,
+                        decision.ignored, time.perf_counter() - started))
+    return rows
+
+
+def report(args, results: dict[str, dict[str, dict]]) -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    lines = [
+        "## Real alerts, whole source projects held out (issue 9)",
+        "",
+        f"- Command: `{' '.join(['python'] + sys.argv)}`",
+        f"- Machine: {platform.machine()}, 2 cores ({cpu}); date {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}",
+        f"- {args.per_alert} alerts per knowledge line of the held-out sources, values from the test pools; every "
+        f"selector's timeout raised to {args.timeout} s. A selector alone goes through every gate but agreement.",
+        "",
+    ]
+    for fold, rows in results.items():
+        info = rows["_info"]
+        lines += [
+            f"### Fold `{fold}`: {info['test']} knowledge lines held out, {info['train']} lines to learn from; "
+            f"TRM `{info['trm']}`; chain `{','.join(info['order'])}`",
+            "",
+            "| selector | alerts | accuracy | actionable recall | change where escalate is right | any action there "
+            "| right or undecided there | accepted precision | coverage | ECE | p50 ms | p95 ms |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, m in rows.items():
+            if name == "_info":
+                continue
+            lines.append(
+                f"| {name} | {m['alerts']} ({m['actionable']} actionable, {m['human']} escalate) | {m['accuracy']:.1%} "
+                f"| {m['actionable_recall']:.1%} | {m['change_where_escalate']:.1%} | {m['action_where_escalate']:.1%} "
+                f"| {m['safe_where_escalate']:.1%} | {m['accepted_precision']:.1%} | {m['coverage']:.1%} "
+                f"| {m['ece']:.3f} | {m['p50_ms']:.1f} | {m['p95_ms']:.1f} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+async def main(args) -> str:
+    catalog, knowledge = load_catalog(), load_real_alerts()
+    results = {fold: await evaluate_fold(fold, knowledge, catalog, args) for fold in args.fold}
+    return report(args, results)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fold", action="append", choices=sorted(FOLDS), help="fold(s) to run (default: all)")
+    parser.add_argument("--trm", action="append", default=[], metavar="FOLD=DIR",
+                        help="the TRM trained without that fold's sources (default: the shipped model)")
+    parser.add_argument("--per-alert", type=int, default=2, help="alerts drawn per held-out knowledge line")
+    parser.add_argument("--timeout", type=float, default=10.0, help="every selector's timeout in the chain, s")
+    parser.add_argument("--write", type=Path, help="update this Markdown file's section (e.g. BENCHMARKS.md)")
+    arguments = parser.parse_args()
+    arguments.fold = arguments.fold or sorted(FOLDS)
+    return arguments
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    text = asyncio.run(main(arguments))
+    print(text)
+    if arguments.write:
+        write_section(arguments.write, text, key="bench_real")
