@@ -152,3 +152,18 @@ async def test_a_burst_of_alerts_shares_embedding_passes(rag: RagSelector) -> No
     assert embedder.passes - passes <= 2
     # every caller gets the answer for its own alert
     assert [p.lambda_function for p in proposals] == ["check-pvc-status", "pod-restart"] * 6
+
+
+async def test_rag_and_fewshot_on_one_alert_share_its_embedding(rag: RagSelector, tmp_path: Path) -> None:
+    from agent_sre.selectors.fewshot import FewShotSelector
+
+    fewshot = FewShotSelector(rag.catalog, tmp_path, k=3, per_pattern=0, real_alerts=[])
+    fewshot.load(extra=[])
+    embedder = shared_embedder()
+    alert = _alert("KubePodCrashLooping", pod="shared-embedding-1", namespace="apps")
+    before, passes = embedder.texts_encoded, embedder.passes
+
+    await rag.select(alert)
+    await fewshot.select(alert)
+
+    assert (embedder.texts_encoded - before, embedder.passes - passes) == (1, 1)

@@ -94,8 +94,9 @@ def real_examples(
             continue
         # An unconditioned line must not be drawn with a value that a sibling line's condition names.
         taken = {kv for other in siblings[entry.alert] if other is not entry for kv in other.condition}
-        # escalate has many more lines than any other action; half the share keeps the balance
-        for _ in range(max(1, per_alert // 2) if entry.action == ESCALATE else per_alert):
+        # Most real lines are escalate, and the few active ones must not drown: a third of the share
+        # for escalate, twice for the rest.
+        for _ in range(max(1, per_alert // 3) if entry.action == ESCALATE else 2 * per_alert):
             examples.append(Example(real_alert(entry, rng, POOLS[pools], taken), entry.action, f"{entry.source}:{entry.alert}"))
     return examples
 
@@ -111,7 +112,7 @@ def real_alert(entry: RealAlert, rng: random.Random, pools: dict, taken: set[tup
     for key, wanted in taken:
         if labels.get(key) == wanted:
             labels[key] = f"{wanted}-other"
-    if entry.severity and rng.random() < 0.9:
+    if entry.severity:  # a rule's own label: every alert of it carries it
         labels["severity"] = entry.severity
     if rng.random() < 0.5:
         labels["prometheus"] = "monitoring/kube-prometheus-stack-prometheus"
