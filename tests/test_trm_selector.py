@@ -77,7 +77,7 @@ async def test_the_request_rate_trend_decides_a_cpu_alert(selector, annotations,
     assert proposal.parameters == {"name": CPU["pod"], "namespace": "web"}
 
 
-UNSEEN_CRASH = {**CRASH, "alertname": "PodCrashLooping"}  # a held-out name: Pod Crash Looping
+UNSEEN_CRASH = {**CRASH, "alertname": "AppPodCrashLooping"}  # a name in no training data: App Pod Crash Looping
 
 
 def _forcing(predictor, row, function):
@@ -87,7 +87,7 @@ def _forcing(predictor, row, function):
     def forced(features, roles, **options):
         outputs, steps = infer(features, roles, **options)
         rows.append(len(features))
-        if row is not None:
+        if row is not None and row < len(features):
             logits = outputs.function_logits.clone()
             logits[row] = -1e4
             logits[row, predictor.encoder.functions.index(function)] = 1e4
@@ -105,9 +105,9 @@ def test_an_answer_one_word_of_the_name_flips_loses_confidence(catalog):
     [plain] = predictor.predict([alert])
     predictor.model.infer, rows = _forcing(predictor, 1, "pod-check-status")  # row 0 is the alert itself
     [checked] = predictor.predict([alert])
-    assert rows == [4]  # the alert and three readings
+    assert rows == [1, 5]  # the alert, then (its answer being active) the alert and four readings
     assert checked.function == plain.function == "pod-restart"
-    assert checked.confidence == pytest.approx(plain.confidence * 3 / 4, rel=1e-4)
+    assert checked.confidence == pytest.approx(plain.confidence * 4 / 5, rel=1e-4)
 
 
 def test_one_reading_that_says_escalate_turns_an_active_answer_into_escalate(catalog):
@@ -115,15 +115,22 @@ def test_one_reading_that_says_escalate_turns_an_active_answer_into_escalate(cat
     predictor.model.infer, _ = _forcing(predictor, 2, "escalate")
     [checked] = predictor.predict([Alert(labels=UNSEEN_CRASH)])
     assert checked.function == "escalate" and checked.parameters == {}
-    assert checked.confidence == pytest.approx(1 / 4)  # below the chain's threshold: the next selector decides
+    assert checked.confidence == pytest.approx(1 / 5)  # below the chain's threshold: the next selector decides
 
 
 def test_a_name_the_model_was_trained_on_is_read_once(catalog):
     predictor = Predictor.load(catalog)
-    assert "PodCrashLoopBackOff" in predictor.trained_names and "PodCrashLooping" not in predictor.trained_names
+    assert "PodCrashLoopBackOff" in predictor.trained_names and UNSEEN_CRASH["alertname"] not in predictor.trained_names
     predictor.model.infer, rows = _forcing(predictor, None, "")
     predictor.predict([Alert(labels=CRASH), Alert(labels=UNSEEN_CRASH)])
-    assert rows == [2 + 3]
+    assert rows == [2, 1 + 4]  # both alerts, then the unseen one (read as active) with its four readings
+
+
+def test_an_unseen_name_read_as_escalate_is_read_once(catalog):
+    predictor = Predictor.load(catalog)
+    predictor.model.infer, rows = _forcing(predictor, 0, "escalate")
+    [prediction] = predictor.predict([Alert(labels=UNSEEN_CRASH)])
+    assert prediction.function == "escalate" and rows == [1]
 
 
 def test_a_raid_disk_failure_is_not_read_as_a_full_disk(catalog):

@@ -163,7 +163,8 @@ class Catalog(BaseModel):
             raise CatalogError(f"{spec.name} takes no parameter {sorted(extra)}")
         parameters = {}
         for param in spec.parameters:
-            value = proposal.parameters.get(param.name, param.preferred(alert))
+            # What the proposal leaves out is resolved as `resolve` does: a malformed label gives nothing.
+            value = proposal.parameters.get(param.name, param.resolve(alert))
             if value is None:
                 if param.required:
                     raise CatalogError(f"{spec.name}: required parameter {param.name!r} is missing")

@@ -2,14 +2,17 @@
 
 The name check. On alert names it never saw, the halting head is as sure of a wrong answer as of a
 right one when the answer hangs on one word of the name (`NodeRAIDDiskFailure` read as a disk
-alert). So an alert whose name the model was not trained on, and has several words, is also read
-once without each word, in the same batch and for as many supervision steps as the alert itself:
+alert). So an alert whose name the model was not trained on, and has several words, and that the
+model reads as an active remediation, is read again once without each word, in one batch and for
+as many supervision steps as the alert itself:
 - the confidence is the halting head's times the share of readings that agree on the function, so
   an answer that one word of the name flips falls below the chain's threshold;
 - when the answer is an active remediation but some reading says `escalate`, the answer becomes
   `escalate`, with the share of readings that say so as its confidence (safety over coverage: the
   chain's next selector decides when that share is low).
-Names the model was trained on skip the check: they cost one row instead of one per word.
+Names the model was trained on skip the check, and so does an alert the model reads as
+`escalate`, already the safe answer: they cost one row. Only an
+active answer for an unseen name is read again, with its variants, in a second batch.
 
 Speed. The shared network (`net`, nearly all the compute) runs with int8 dynamic quantization of
 its Linear layers; the embeddings and the heads stay fp32. On the 2-core machine that makes a
@@ -59,22 +62,35 @@ class Predictor:
 
     def predict(self, alerts: list[Alert]) -> list[Prediction]:
         encoded = [encode_alert(alert, self.encoder) for alert in alerts]
-        variants = [self._variants(alert) for alert in alerts]
+        readings = self._read(encoded, [[] for _ in alerts])
+        # The name check guards active answers only: an alert read as `escalate` keeps its one row.
+        checked = [(i, group) for i, reading in enumerate(readings)
+                   if reading[0] != self._escalate and (group := self._variants(alerts[i]))]
+        if checked:
+            again = self._read([encoded[i] for i, _ in checked], [group for _, group in checked])
+            for (i, _), reading in zip(checked, again):
+                readings[i] = reading
+        return [self._prediction(alert, enc, *reading) for alert, enc, reading in zip(alerts, encoded, readings)]
+
+    def _read(
+        self, encoded: list[EncodedAlert], variants: list[list[EncodedAlert]]
+    ) -> list[tuple[int, list[int], float, int]]:
+        """(function, pointers, confidence, steps) of each alert, read in one batch with its variants."""
         rows = encoded + [v for group in variants for v in group]
-        leaders = list(range(len(alerts))) + [row for row, group in enumerate(variants) for _ in group]
+        leaders = list(range(len(encoded))) + [row for row, group in enumerate(variants) for _ in group]
         outputs, steps = self.model.infer(*_tensors(rows), leaders=torch.tensor(leaders))
         functions, pointers = outputs.predictions()
         confidence = self.model.confidence(outputs)
-        readings, offset = functions[len(alerts) :].tolist(), 0
-        predictions = []
-        for row, (alert, enc) in enumerate(zip(alerts, encoded)):
+        others_all, offset = functions[len(encoded) :].tolist(), 0
+        readings = []
+        for row, group in enumerate(variants):
             function = int(functions[row])
-            others, offset = readings[offset : offset + len(variants[row])], offset + len(variants[row])
+            others, offset = others_all[offset : offset + len(group)], offset + len(group)
             conf = float(confidence[row]) * (1 + others.count(function)) / (1 + len(others))
             if function != self._escalate and self._escalate in others:
                 function, conf = self._escalate, others.count(self._escalate) / (1 + len(others))
-            predictions.append(self._prediction(alert, enc, function, pointers[row].tolist(), conf, int(steps[row])))
-        return predictions
+            readings.append((function, pointers[row].tolist(), conf, int(steps[row])))
+        return readings
 
     def _variants(self, alert: Alert) -> list[EncodedAlert]:
         """The alert without each word of its name, for the name check; none for a trained name."""
