@@ -78,7 +78,7 @@ def test_examples_of_an_unconditioned_line_avoid_the_values_its_siblings_claim()
 def test_ignored_lines_give_examples_only_when_asked() -> None:
     [watchdog] = [line for line in KNOWLEDGE if line.alert == "Watchdog"]
     assert real_examples([watchdog], 2, seed=0) == []
-    assert [e.function for e in real_examples([watchdog], 2, seed=0, include_ignored=True)] == [IGNORE, IGNORE]
+    assert {e.function for e in real_examples([watchdog], 2, seed=0, include_ignored=True)} == {IGNORE}
 
 
 # known

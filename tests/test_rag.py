@@ -160,7 +160,7 @@ async def test_rag_and_fewshot_on_one_alert_share_its_embedding(rag: RagSelector
     fewshot = FewShotSelector(rag.catalog, tmp_path, k=3, per_pattern=0, real_alerts=[])
     fewshot.load(extra=[])
     embedder = shared_embedder()
-    alert = _alert("KubePodCrashLooping", pod="shared-embedding-1", namespace="apps")
+    alert = _alert("SharedEmbeddingProbeCrashLooping", pod="api-1", namespace="apps")  # a text no test embeds
     before, passes = embedder.texts_encoded, embedder.passes
 
     await rag.select(alert)

@@ -25,7 +25,7 @@ from agent_sre.schemas.decision import Decision, Outcome
 from agent_sre.selectors.ai import AISelector
 from agent_sre.selectors.base import Selector, SelectorContext, available_selectors, close_selectors, start_selectors
 from agent_sre.selectors.chain import Chain
-from agent_sre.settings import Settings
+from agent_sre.settings import DEFAULT_SELECTORS, Settings
 
 CASES = [json.loads(line) for line in (Path(__file__).parent / "safety" / "cases.jsonl").read_text().splitlines()]
 CATALOG = load_catalog()
@@ -35,7 +35,7 @@ SETTINGS = Settings(selector_timeout_s=10.0)
 # A selector alone has nobody to agree with: alone, only that one gate is off.
 ALONE = Settings(selector_timeout_s=10.0, agreement_risks=[])
 CONTEXT = SelectorContext(SETTINGS, CATALOG)
-DEFAULT_ORDER = ["static", "trm", "rag", "fewshot", "ai", "rules"]
+DEFAULT_ORDER = DEFAULT_SELECTORS
 FILLER = "Disk usage report line. "
 MAX_PROMPT_CHARS = 20_000
 

@@ -363,5 +363,6 @@ async def test_the_default_chain_decides_with_its_model_selectors(start_worker, 
     [record] = harness.audit()
     # scale-pod is a medium-risk function: trm proposes it, and a second selector must agree.
     phases = record["decision"]["phases"]
-    assert [(p["selector"], p["outcome"]) for p in phases[:2]] == [("static", "abstained"), ("trm", "unconfirmed")]
+    assert [(p["selector"], p["outcome"]) for p in phases[:3]] == [
+        ("static", "abstained"), ("known", "abstained"), ("trm", "unconfirmed")]
     assert (phases[-1]["outcome"], phases[-1]["lambda_function"]) == ("decided", "scale-pod")

@@ -108,6 +108,8 @@ def real_alert(entry: RealAlert, rng: random.Random, pools: dict, taken: set[tup
     for key in entry.labels:
         labels[key] = value(key)
     labels.update(_target_labels(entry, rng, value, app))
+    if "kind" in labels and (kind := _flux_kind(entry.alert)):
+        labels["kind"] = kind  # the notification-controller names the event after the object's kind
     labels.update(dict(entry.condition))
     for key, wanted in taken:
         if labels.get(key) == wanted:
@@ -122,6 +124,14 @@ def real_alert(entry: RealAlert, rng: random.Random, pools: dict, taken: set[tup
     if rng.random() < 0.3:
         annotations["runbook_url"] = f"https://runbooks.example.org/{entry.group or entry.source}/{entry.alert.lower()}"
     return Alert(labels=labels, annotations=annotations)
+
+
+_FLUX_KINDS = ("Kustomization", "HelmRelease", "GitRepository", "HelmRepository", "OCIRepository", "HelmChart",
+               "Bucket", "FluxInstance", "ResourceSet", "ImageRepository", "ImagePolicy", "ImageUpdateAutomation")
+
+
+def _flux_kind(alertname: str) -> str | None:
+    return next((kind for kind in _FLUX_KINDS if alertname.startswith(f"Flux{kind}")), None)
 
 
 def _target_labels(entry: RealAlert, rng: random.Random, value, app: str) -> dict[str, str]:
