@@ -41,7 +41,7 @@ from agent_sre.knowledge.generate import Example, generate
 from agent_sre.knowledge.runbook import load_runbook
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_worker import write_section  # noqa: E402
+from bench_worker import cpu_model, write_section  # noqa: E402
 from probes import PROBES, right  # noqa: E402
 
 CHAIN = DEFAULT_SELECTORS
@@ -128,8 +128,7 @@ async def main(args: argparse.Namespace) -> str:
 
 def report(args, test, val, per_selector, fallback, decided_by, tried, load, rss_mb, probes) -> str:
     chain = per_selector["chain"]
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = cpu_model()
     lines = [
         "## Whole selector chain on the generated split (issue 4; issue 9's second table)",
         "",

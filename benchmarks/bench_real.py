@@ -50,6 +50,7 @@ from agent_sre.selectors.fewshot import FewShotSelector
 from agent_sre.selectors.known import KnownSelector
 from agent_sre.selectors.rag import RagSelector
 from agent_sre.selectors.rules import RulesSelector
+from agent_sre.selectors.static import StaticSelector
 from agent_sre.selectors.base import SelectorContext
 from agent_sre.selectors.trm import TRMSelector
 from agent_sre.settings import DEFAULT_SELECTORS, Settings
@@ -60,7 +61,7 @@ from agent_sre.knowledge.sources import FOLDS, held_out
 SHIPPED = "shipped"
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_worker import write_section  # noqa: E402
+from bench_worker import cpu_model, write_section  # noqa: E402
 
 
 @dataclass
@@ -150,8 +151,6 @@ async def evaluate_fold(fold: str, knowledge: list[RealAlert], catalog: Catalog,
     results = {}
     for name, selector in built.items():
         results[name] = score(await run(Chain([Recorded(selector)], catalog, alone), examples, expected, name), catalog)
-    from agent_sre.selectors.static import StaticSelector
-
     order = [n for n in DEFAULT_SELECTORS if n in built or n == "static"]
     chain = Chain([StaticSelector() if n == "static" else built[n] for n in order], catalog, settings)
     results["chain"] = score(await run(chain, examples, expected, f"{fold}/chain"), catalog)
@@ -175,8 +174,7 @@ async def run(chain: Chain, examples: list[Example], expected: list[tuple[str, d
 
 
 def report(args, results: dict[str, dict[str, dict]]) -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = cpu_model()
     lines = [
         "## Real alerts, whole source projects held out (issue 9)",
         "",
