@@ -42,7 +42,6 @@ from tqdm import tqdm
 from agent_sre.errors import CatalogError
 from agent_sre.knowledge.generate import Example
 from agent_sre.knowledge.real import IGNORE, RealAlert, load_real_alerts, real_examples
-from agent_sre.schemas.alert import Alert
 from agent_sre.schemas.catalog import ESCALATE, Catalog, load_catalog
 from agent_sre.schemas.decision import Decision, Proposal
 from agent_sre.selectors.chain import Chain
@@ -79,17 +78,6 @@ class Row:
         if self.expected == IGNORE:
             return self.ignored
         return self.chosen == self.expected and self.chosen_parameters == self.parameters
-
-
-class Recorded:
-    """A selector whose last raw proposal is kept, so one pass gives both the raw and the gated answer."""
-
-    def __init__(self, inner) -> None:
-        self.inner, self.name, self.last = inner, inner.name, None
-
-    async def select(self, alert: Alert) -> Proposal | None:
-        self.last = await self.inner.select(alert)
-        return self.last
 
 
 def expected_of(example: Example, catalog: Catalog) -> tuple[str, dict[str, str]]:
@@ -150,7 +138,7 @@ async def evaluate_fold(fold: str, knowledge: list[RealAlert], catalog: Catalog,
     expected = [expected_of(e, catalog) for e in examples]
     results = {}
     for name, selector in built.items():
-        results[name] = score(await run(Chain([Recorded(selector)], catalog, alone), examples, expected, name), catalog)
+        results[name] = score(await run(Chain([selector], catalog, alone), examples, expected, name), catalog)
     order = [n for n in DEFAULT_SELECTORS if n in built or n == "static"]
     chain = Chain([StaticSelector() if n == "static" else built[n] for n in order], catalog, settings)
     results["chain"] = score(await run(chain, examples, expected, f"{fold}/chain"), catalog)

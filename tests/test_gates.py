@@ -9,6 +9,7 @@ from agent_sre.schemas.alert import Alert
 from agent_sre.schemas.catalog import load_catalog
 from agent_sre.schemas.decision import Outcome, Proposal
 from agent_sre.selectors.chain import Chain
+from agent_sre.selectors.static import StaticSelector
 from agent_sre.settings import Settings
 
 CATALOG = load_catalog()
@@ -103,11 +104,8 @@ async def test_a_static_annotation_needs_no_evidence_but_its_values_are_still_ch
     annotated = alert("MyAppHung", {"lambda_function": "pod-restart"}, pod="api-7d9f", namespace="shop")
     exporter = alert("MyAppHung", {"lambda_function": "pod-restart"}, pod="kube-state-metrics-1", namespace="shop",
                      job="kube-state-metrics")
-    static = Says("static", None)
-    from agent_sre.selectors.static import StaticSelector
-
     decided = await chain(StaticSelector()).decide(annotated)  # type: ignore[arg-type]
-    refused = await chain(StaticSelector(), static).decide(exporter)  # type: ignore[arg-type]
+    refused = await chain(StaticSelector()).decide(exporter)  # type: ignore[arg-type]
 
     assert (decided.lambda_function, decided.method) == ("pod-restart", "static")
     assert refused.lambda_function is None and "exporter" in refused.phases[0].detail
