@@ -299,6 +299,41 @@ async def test_the_worker_reconnects_after_losing_its_connection(start_worker) -
     assert orjson.loads(trigger.body)["parameters"]["name"] == "api-2"
 
 
+async def test_no_alert_is_lost_when_the_connection_drops_while_confirms_are_pending(start_worker) -> None:
+    # Given a worker in the middle of a stream of alerts, each a different pod
+    harness = await start_worker(rate_limit_burst=10_000, rate_limit_per_minute=10_000, concurrency=32)
+    pods = {f"api-{n}" for n in range(1500)}
+    for pod in sorted(pods):
+        await harness.send(crash_loop(pod))
+
+    # When its connection drops twice while publishes wait for their confirms
+    for share in (0.2, 0.5):
+        await wait_for(lambda: harness.sample("agent_sre_triggers_published_total", function="pod-restart")
+                       >= share * len(pods), 30)
+        connection = harness.worker.connection
+        assert connection is not None
+        await wait_for(lambda: connection.transport is not None, 15)
+        await connection.transport.connection.close(ConnectionError("simulated network failure"))
+        await wait_for(lambda: not harness.worker.ready, 5)
+        await wait_for(lambda: harness.worker.ready, 15)
+
+    # Then every alert gets its trigger (a redelivered one may trigger twice, with the same id):
+    # a publish cut off by the connection released its cooldown, so nothing is suppressed and lost
+    assert harness.capture is not None
+    seen: dict[str, set[str]] = {}
+    deadline = asyncio.get_running_loop().time() + 60
+    while set(seen) < pods:
+        message = await harness.capture.get(no_ack=True, fail=False)
+        if message is None:
+            missing = sorted(pods - set(seen))[:5]
+            assert asyncio.get_running_loop().time() < deadline, f"{len(pods - set(seen))} lost, e.g. {missing}"
+            await asyncio.sleep(0.05)
+            continue
+        seen.setdefault(orjson.loads(message.body)["parameters"]["name"], set()).add(message.message_id or "")
+    assert all(len(ids) == 1 for ids in seen.values())  # a repeat is the same trigger, for downstream dedup
+    assert not [r for r in harness.audit() if r["action"].startswith("suppressed")]
+
+
 async def test_agent_sre_send_publishes_an_alert_the_worker_triggers_on(start_worker) -> None:
     harness = await start_worker()
     settings = harness.settings

@@ -117,6 +117,11 @@ class Pipeline:
                 verdict.publish_error = str(exc)
                 self._audit(event, alert, "retry", decision=decision.model_dump(mode="json"), error=str(exc))
                 return
+            except BaseException:
+                # Cancelled (shutdown) or broken mid-publish: the message is not acked and comes back,
+                # and must then find the cooldown free, or the alert would be suppressed and lost.
+                reservation.release()
+                raise
             self.published.add(key)
             self.metrics.trigger_published(function)
             self._audit(event, alert, "published", decision=decision.model_dump(mode="json"), trigger_id=trigger_id)

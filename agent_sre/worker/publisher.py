@@ -141,11 +141,23 @@ class Publisher:
                 message, routing_key=routing_key, mandatory=mandatory, timeout=self.confirm_timeout_s
             )
         except _PUBLISH_ERRORS as exc:
-            where = f"exchange {exchange.name!r}" if exchange.name else f"queue {routing_key!r}"
-            raise TransientError(f"publish to {where} failed: {_describe(exc)}") from exc
+            raise TransientError(f"publish to {_where(exchange, routing_key)} failed: {_describe(exc)}") from exc
+        except asyncio.CancelledError as exc:
+            # aiormq cancels a pending confirm when the connection closes under it: that publish
+            # failed and is retried. Only a cancel of this task itself (shutdown) goes on as one.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            raise TransientError(
+                f"publish to {_where(exchange, routing_key)} failed: the connection closed before the broker confirmed"
+            ) from exc
         # Anything but an ack (a returned message on a channel that does not raise) is not a delivery.
         if not isinstance(confirmation, spec.Basic.Ack):
             raise TransientError(f"publish to {exchange.name or routing_key!r} was not confirmed: {confirmation!r}")
+
+
+def _where(exchange: AbstractExchange, routing_key: str) -> str:
+    return f"exchange {exchange.name!r}" if exchange.name else f"queue {routing_key!r}"
 
 
 def _describe(exc: BaseException) -> str:
