@@ -166,9 +166,12 @@ class Settings(BaseSettings):
             return options.timeout_s
         return selector_default or self.selector_timeout_s
 
-    def selector_min_confidence(self, name: str) -> float:
+    def selector_min_confidence(self, name: str, selector_default: float | None = None) -> float:
+        """The per-selector option, else the selector's own default, else AGENT_SRE_SELECTOR_THRESHOLD."""
         options = self.selector_options.get(name)
-        return options.threshold if options and options.threshold is not None else self.selector_threshold
+        if options and options.threshold is not None:
+            return options.threshold
+        return selector_default if selector_default is not None else self.selector_threshold
 
 
 def _read_secret(path: Path, variable: str) -> str:

@@ -39,11 +39,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from agent_sre.errors import CatalogError
 from agent_sre.knowledge.generate import Example
-from agent_sre.knowledge.real import IGNORE, RealAlert, load_real_alerts, real_examples
+from agent_sre.knowledge.real import IGNORE, RealAlert, expected_answer, load_real_alerts, real_examples
 from agent_sre.schemas.catalog import ESCALATE, Catalog, load_catalog
-from agent_sre.schemas.decision import Decision, Proposal
+from agent_sre.schemas.decision import Decision
 from agent_sre.selectors.chain import Chain
 from agent_sre.selectors.fewshot import FewShotSelector
 from agent_sre.selectors.known import KnownSelector
@@ -78,16 +77,6 @@ class Row:
         if self.expected == IGNORE:
             return self.ignored
         return self.chosen == self.expected and self.chosen_parameters == self.parameters
-
-
-def expected_of(example: Example, catalog: Catalog) -> tuple[str, dict[str, str]]:
-    if example.function in (ESCALATE, IGNORE):
-        return example.function, {}
-    try:
-        proposal = Proposal(lambda_function=example.function, confidence=1.0)
-        return example.function, catalog.validate_proposal(proposal, example.alert, set())
-    except CatalogError:
-        return ESCALATE, {}  # the labels cannot name what to act on: only a human can
 
 
 def score(rows: list[Row], catalog: Catalog) -> dict[str, float]:
@@ -135,7 +124,7 @@ async def evaluate_fold(fold: str, knowledge: list[RealAlert], catalog: Catalog,
     for selector in built.values():
         if hasattr(selector, "start"):
             await selector.start()
-    expected = [expected_of(e, catalog) for e in examples]
+    expected = [expected_answer(e, catalog) for e in examples]
     results = {}
     for name, selector in built.items():
         results[name] = score(await run(Chain([selector], catalog, alone), examples, expected, name), catalog)

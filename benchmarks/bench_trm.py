@@ -39,7 +39,7 @@ MULTI_CONDITION = {"PodHighCPU", "ContainerHighCPUUsage", "PodCPUHigh", "HighCPU
 
 
 def quality(directory: Path, catalog, quantize: bool = True) -> dict:
-    """Scores through `Predictor.predict`, as the `trm` selector decides (name check included)."""
+    """Scores through `Predictor.predict`, as the `trm` selector decides (novelty map included)."""
     predictor = Predictor.load(catalog, directory, quantize)
     model, info = predictor.model, json.loads((directory / "config.json").read_text())
     test = build_splits(catalog, predictor.encoder, 0, 8)["test"][0]
@@ -58,8 +58,8 @@ def quality(directory: Path, catalog, quantize: bool = True) -> dict:
 
 
 def latency(directory: Path, catalog, alerts: int = 200) -> dict[str, float]:
-    """One alert at a time: alerts of held-out names (the name check reads each again without each
-    word of its name) and of trained names (read once); then the same in micro-batches of 32."""
+    """One alert at a time: alerts of held-out names and of trained names; then the same in
+    micro-batches of 32."""
     started = time.perf_counter()
     predictor = Predictor.load(catalog, directory)
     load_s = time.perf_counter() - started

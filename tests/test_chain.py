@@ -266,3 +266,53 @@ async def test_a_selectors_own_default_timeout_applies_unless_the_operator_sets_
     # Then its own default wins over the global one, and the operator's option over both
     assert chain.steps[0].timeout_s == 5.0
     assert overridden.steps[0].timeout_s == 0.5
+
+
+async def test_a_selectors_own_default_threshold_applies_unless_the_operator_sets_one() -> None:
+    class Demanding:
+        name = "demanding"
+        default_threshold = 0.93
+
+        async def select(self, alert: Alert) -> Proposal | None:
+            return GOOD  # 0.9: below its own bar
+
+    decided = await chain_of(Demanding(), returning("next", GOOD.model_copy(update={"confidence": 0.8}))).decide(ALERT)
+    lowered = chain_of(Demanding(), selector_options={"demanding": {"threshold": 0.5}})
+
+    assert decided.method == "next" and decided.phases[0].outcome is Outcome.BELOW_THRESHOLD
+    assert lowered.steps[0].threshold == 0.5
+
+
+async def test_the_next_selector_prepares_while_the_current_one_answers() -> None:
+    # Given a slow first selector and a second one that can prepare
+    events: list[str] = []
+
+    class First:
+        name = "first"
+
+        async def select(self, alert: Alert) -> Proposal | None:
+            await asyncio.sleep(0.05)
+            events.append("first answered")
+            return None
+
+    class Second:
+        name = "second"
+
+        async def prepare(self, alert: Alert) -> None:
+            events.append(f"second prepares {alert.alertname}")
+
+        async def select(self, alert: Alert) -> Proposal | None:
+            events.append("second asked")
+            return GOOD
+
+    class Broken(Second):
+        name = "broken"
+
+        async def prepare(self, alert: Alert) -> None:
+            raise RuntimeError("no model")
+
+    decision = await chain_of(First(), Second()).decide(ALERT)
+    # Then the preparation ran before the first selector was done; a failing one changes nothing
+    assert events == ["second prepares KubePodCrashLooping", "first answered", "second asked"]
+    assert decision.method == "second"
+    assert (await chain_of(First(), Broken()).decide(ALERT)).method == "broken"

@@ -62,6 +62,11 @@ CRASH = alert("KubePodCrashLooping", pod="api-7d9f", namespace="shop", reason="C
                                              kind="HelmChart")),
         ("flux-reconcile-kustomization", alert("FluxKustomizationReconciliationsucceeded", name="apps",
                                                namespace="flux-system", severity="error")),
+        ("flux-reconcile-kustomization", alert("FluxKustomizationDecryptionfailed", name="apps",
+                                               namespace="flux-system", kind="Kustomization",
+                                               reason="DecryptionFailed", severity="error")),
+        ("flux-reconcile-helmrelease", alert("FluxHelmReleaseSomethingnew", name="podinfo", namespace="apps",
+                                             kind="HelmRelease", reason="SomethingNew", severity="error")),
         ("pod-check-status", alert("PrometheusNotConnectedToAlertmanagers", namespace="monitoring", pod="prom-0")),
         ("pod-check-status", alert("PostgresqlDown", namespace="db", service="postgres")),
         ("job-retry", alert("KubeJobNotCompleted", job_name="backup-1", namespace="shop")),
@@ -98,6 +103,19 @@ async def test_the_evidence_is_met_by_the_alerts_it_is_for() -> None:
     decision = await chain(Says("trm", "node-disk-cleanup"), Says("rag", "node-disk-cleanup")).decide(DISK)
 
     assert (decision.lambda_function, decision.parameters) == ("node-disk-cleanup", {"node": "worker-1"})
+
+
+async def test_a_flux_event_is_reconciled_only_for_a_reason_on_the_allow_list() -> None:
+    def event(reason: str) -> Alert:
+        return alert(f"FluxKustomization{reason.capitalize()}", name="apps", namespace="flux-system",
+                     kind="Kustomization", reason=reason, severity="error")
+
+    transient = await chain(Says("trm", "flux-reconcile-kustomization")).decide(event("HealthCheckFailed"))
+    unknown = await chain(Says("trm", "flux-reconcile-kustomization")).decide(event("ReconciliationFailedTwice"))
+
+    assert (transient.lambda_function, transient.parameters) == (
+        "flux-reconcile-kustomization", {"name": "apps", "namespace": "flux-system"})
+    assert unknown.lambda_function is None and "allow-list" in unknown.phases[0].detail
 
 
 async def test_a_static_annotation_needs_no_evidence_but_its_values_are_still_checked() -> None:

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from agent_sre.knowledge.real import IGNORE, RealAlert, load_real_alerts, real_alert, real_examples
+from agent_sre.knowledge.real import IGNORE, RealAlert, expected_answer, load_real_alerts, real_alert, real_examples
 from agent_sre.knowledge.sources import COLLECTIONS, FOLDS, KUBE_PROMETHEUS_STACK, held_out
 from agent_sre.knowledge.generate import POOLS
 from agent_sre.schemas.alert import Alert
@@ -58,6 +58,25 @@ def test_a_fold_holds_out_whole_sources_and_every_name_they_use(fold: str) -> No
         assert all(line.source not in COLLECTIONS for line in test)
 
 
+def test_the_gates_let_through_every_active_line_whose_labels_name_its_parameters() -> None:
+    # The knowledge and the catalog's evidence are one policy: an active line the gates refuse
+    # would teach the selectors an answer the chain can never give.
+    gates = Gates(CATALOG, Settings())
+    refused = set()
+    for example in real_examples(KNOWLEDGE, 2, seed=0, pools="test"):
+        function, _ = expected_answer(example, CATALOG)  # escalate where the labels cannot name the target
+        if function in (ESCALATE, IGNORE):
+            continue
+        if reason := gates.refusal(function, example.alert):
+            refused.add(f"{example.family}: {reason}")
+    assert not refused, sorted(refused)
+
+
+def test_a_flux_event_carries_its_reason_as_a_label() -> None:
+    [failed] = [line for line in KNOWLEDGE if line.alert == "FluxKustomizationReconciliationfailed"]
+    assert real_alert(failed, random.Random(0), POOLS["test"]).labels["reason"].lower() == "reconciliationfailed"
+
+
 def test_examples_carry_the_exporters_own_scrape_labels() -> None:
     [job_failed] = [line for line in KNOWLEDGE if line.alert == "KubeJobFailed"]
     alert = real_alert(job_failed, random.Random(0), POOLS["test"])
@@ -73,6 +92,20 @@ def test_examples_of_an_unconditioned_line_avoid_the_values_its_siblings_claim()
     assert claimed  # TargetDown of the API server or kubelet is escalated
     examples = real_examples([line for line in target_down if not line.condition], 50, seed=0)
     assert examples and all(e.alert.labels.get("job") not in claimed for e in examples)
+
+
+def test_renamed_examples_put_an_apps_word_in_active_names_only() -> None:
+    active = [line for line in KNOWLEDGE if line.alert == "KubeJobFailed"]
+    escalate = [line for line in KNOWLEDGE if line.alert == "etcdNoLeader"]
+    examples = real_examples(active + escalate, 6, seed=0, renamed=1.0)
+    apps = {"".join(part.capitalize() for part in app.split("-")) for app in POOLS["train"]["app"]}
+    for example in examples:
+        name = example.alert.alertname
+        if example.function == ESCALATE:
+            assert name == "etcdNoLeader"
+        else:
+            assert name.endswith("JobFailed") and any(name.startswith(app) for app in apps), name
+    assert {e.alert.alertname for e in real_examples(active, 6, seed=0)} == {"KubeJobFailed"}
 
 
 def test_ignored_lines_give_examples_only_when_asked() -> None:

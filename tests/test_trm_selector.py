@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import threading
 
 import orjson
@@ -17,6 +16,7 @@ from agent_sre.schemas.catalog import load_catalog
 from agent_sre.selectors.base import SelectorContext, create_selectors
 from agent_sre.selectors.chain import Chain
 from agent_sre.selectors.trm import TRMSelector
+from agent_sre.trm import novelty
 from agent_sre.trm.predict import Predictor
 from agent_sre.settings import Settings
 
@@ -80,62 +80,34 @@ async def test_the_request_rate_trend_decides_a_cpu_alert(selector, annotations,
 UNSEEN_CRASH = {**CRASH, "alertname": "AppPodCrashLooping"}  # a name in no training data: App Pod Crash Looping
 
 
-def _forcing(predictor, row, function):
-    """`predictor.model.infer`, except that `row` of the batch reads `function`; also counts rows."""
-    infer, rows = predictor.model.infer, []
-
-    def forced(features, roles, **options):
-        outputs, steps = infer(features, roles, **options)
-        rows.append(len(features))
-        if row is not None and row < len(features):
-            logits = outputs.function_logits.clone()
-            logits[row] = -1e4
-            logits[row, predictor.encoder.functions.index(function)] = 1e4
-            outputs = dataclasses.replace(outputs, function_logits=logits)
-        return outputs, steps
-
-    return forced, rows
-
-
-def test_an_answer_one_word_of_the_name_flips_loses_confidence(catalog):
-    # The name check: an unseen name is read again without each of its words, in the same batch;
-    # a reading that disagrees takes its share off the confidence.
+def test_a_trained_name_keeps_the_halting_heads_confidence_and_an_unseen_one_gets_the_novelty_map(catalog):
+    # The shipped model carries a map fitted on held-out real sources (agent-sre trm calibrate).
     predictor = Predictor.load(catalog)
-    alert = Alert(labels=UNSEEN_CRASH)
-    [plain] = predictor.predict([alert])
-    predictor.model.infer, rows = _forcing(predictor, 1, "pod-check-status")  # row 0 is the alert itself
-    [checked] = predictor.predict([alert])
-    assert rows == [1, 5]  # the alert, then (its answer being active) the alert and four readings
-    assert checked.function == plain.function == "pod-restart"
-    assert checked.confidence == pytest.approx(plain.confidence * 4 / 5, rel=1e-4)
-
-
-def test_one_reading_that_says_escalate_turns_an_active_answer_into_escalate(catalog):
-    predictor = Predictor.load(catalog)
-    predictor.model.infer, _ = _forcing(predictor, 2, "escalate")
-    [checked] = predictor.predict([Alert(labels=UNSEEN_CRASH)])
-    assert checked.function == "escalate" and checked.parameters == {}
-    assert checked.confidence == pytest.approx(1 / 5)  # below the chain's threshold: the next selector decides
-
-
-def test_a_name_the_model_was_trained_on_is_read_once(catalog):
-    predictor = Predictor.load(catalog)
+    plain = Predictor.load(catalog, novelty=False)
+    assert predictor.novelty is not None
     assert "PodCrashLoopBackOff" in predictor.trained_names and UNSEEN_CRASH["alertname"] not in predictor.trained_names
-    predictor.model.infer, rows = _forcing(predictor, None, "")
-    predictor.predict([Alert(labels=CRASH), Alert(labels=UNSEEN_CRASH)])
-    assert rows == [2, 1 + 4]  # both alerts, then the unseen one (read as active) with its four readings
+    alerts = [Alert(labels=CRASH), Alert(labels=UNSEEN_CRASH)]
+    (trained, unseen), (trained_plain, unseen_plain) = predictor.predict(alerts), plain.predict(alerts)
+
+    assert trained == trained_plain
+    assert (unseen.function, unseen.parameters, unseen.halt_logit) == (
+        unseen_plain.function, unseen_plain.parameters, unseen_plain.halt_logit)
+    assert unseen.confidence == pytest.approx(predictor.novelty(
+        novelty.features(Alert(labels=UNSEEN_CRASH), unseen.function, unseen.halt_logit,
+                         predictor.vocabulary)))
 
 
-def test_an_unseen_name_read_as_escalate_is_read_once(catalog):
-    predictor = Predictor.load(catalog)
-    predictor.model.infer, rows = _forcing(predictor, 0, "escalate")
-    [prediction] = predictor.predict([Alert(labels=UNSEEN_CRASH)])
-    assert prediction.function == "escalate" and rows == [1]
+def test_a_name_of_words_no_training_name_used_is_not_trusted(catalog):
+    # Nothing the model learned speaks for this alert: whatever it reads, the chain must ask on.
+    stranger = Alert(labels={"alertname": "ZorblaxQuuxFrobnicated", "pod": "api-7d9f", "namespace": "shop"})
+    [prediction] = Predictor.load(catalog).predict([stranger])
+    [plain] = Predictor.load(catalog, novelty=False).predict([stranger])
+    assert prediction.confidence < min(TRMSelector.default_threshold, plain.confidence), (prediction, plain)
 
 
 def test_a_raid_disk_failure_is_not_read_as_a_full_disk(catalog):
     # A held-out runbook escalate family in which "Disk" once outweighed "RAID". The real RAID and
-    # SMART alerts the model now learns from say escalate; the name check is there for the rest.
+    # SMART alerts the model now learns from say escalate; the evidence gate refuses the rest.
     predictor = Predictor.load(catalog)
     alerts = [Alert(labels={"alertname": "NodeRAIDDiskFailure", "instance": "10.0.0.5:9100", "device": "md0"}),
               Alert(labels={"alertname": "NodeRAIDDiskFailure", "node": "nas-01", "severity": "critical"})]

@@ -1,4 +1,5 @@
-"""`agent-sre trm train|eval`: train the TRM selector's model, score it, ship it past a gate."""
+"""`agent-sre trm train|calibrate|eval`: train the TRM selector's model, fit its novelty map, score it,
+ship it past a gate."""
 
 from __future__ import annotations
 
@@ -58,6 +59,44 @@ def train_command(
         _ship(out, catalog)
 
 
+@app.command("calibrate")
+def calibrate_command(
+    on: Annotated[list[str], typer.Option(
+        "--on", metavar="FOLD=DIR",
+        help="A model trained with --hold-out FOLD; its answers on that fold's held-out sources are what "
+             "the map is fitted on. Repeat for each fold.")],
+    model: Annotated[Path | None, typer.Option(help="Model directory to write the map into "
+                                                    "(default: the shipped model).")] = None,
+) -> None:
+    """Fit the novelty map: the confidence an alert name the model never trained on deserves, learned
+    from fold models scored on the source projects they were trained without. For a fold model itself,
+    fit on the other fold only, or its benchmark would be scored on what it was calibrated on."""
+    from ..trm import novelty
+    from ..trm.export import CONFIG, SHIPPED_DIR, has_model
+
+    folds: dict[str, Path] = {}
+    for item in on:
+        fold, _, directory = item.partition("=")
+        if fold not in FOLDS or not directory:
+            fail(f"--on takes FOLD=DIR with FOLD one of {', '.join(sorted(FOLDS))}; got {item!r}")
+        if not has_model(Path(directory)):
+            fail(f"--on {item}: no trained model in {directory} (agent-sre trm train --hold-out {fold} --out {directory})")
+        folds[fold] = Path(directory)
+    target = model or SHIPPED_DIR
+    if not has_model(target):
+        fail(f"--model {target}: no trained model there")
+    own = json.loads((target / CONFIG).read_text()).get("train_config", {}).get("hold_out")
+    if own in folds:
+        fail(f"--model {target} was trained without fold {own!r}, which its benchmark scores it on: "
+             f"fit its map on the other fold only")
+    try:
+        logistic = novelty.fit(folds, _catalog())
+    except (AgentSreError, ValueError) as exc:
+        fail(str(exc))
+    novelty.save(target, logistic, folds)
+    typer.echo(json.dumps({"model": str(target), "novelty": logistic.to_dict()}, indent=1))
+
+
 @app.command("eval")
 def eval_command(
     model: Annotated[Path | None, typer.Option(help="Model directory (default: the shipped model).")] = None,
@@ -68,7 +107,7 @@ def eval_command(
 
 
 def _evaluate(directory: Path | None, split: str, catalog) -> dict[str, float]:
-    """Scores of the model in `directory` as the `trm` selector uses it (name check included)."""
+    """Scores of the model in `directory` as the `trm` selector uses it (novelty map included)."""
     from ..trm.dataset import build_splits
     from ..trm.evaluate import evaluate_predictor
     from ..trm.predict import Predictor

@@ -39,6 +39,7 @@ POOLS = {
     },
 }
 _REASONS = ["CrashLoopBackOff", "ImagePullBackOff", "Error", "ContainerCreating", "CreateContainerConfigError"]
+_RESTARTABLE = ["CrashLoopBackOff", "Error", "ContainerCreating"]  # what a crash-looping alert carries
 _FLUX_KINDS = {
     "flux-reconcile-kustomization": "Kustomization",
     "flux-reconcile-gitrepository": "GitRepository",
@@ -149,7 +150,7 @@ def value_maker(rng: random.Random, pools: dict, app: str, function: str) -> Cal
         else f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}:{rng.choice([8080, 9100, 443])}",
         "job": lambda: rng.choice(["kube-state-metrics", "node-exporter", "kubelet", app, "blackbox", "apiserver"]),
         "job_name": lambda: rng.choice([f"{app}-backup-{rng.randrange(10**7, 10**8)}", f"{app}-migrate", f"{app}-sync"]),
-        "reason": lambda: rng.choice(_REASONS),
+        "reason": lambda: rng.choice(_RESTARTABLE if function == "pod-restart" else _REASONS),
         "type": lambda: rng.choice(_REASONS),
         "replicas": lambda: str(rng.randrange(2, 13)),
         "kind": lambda: _FLUX_KINDS.get(function) or rng.choice(list(_FLUX_KINDS.values())),

@@ -84,13 +84,19 @@ class Evidence(BaseModel):
     """What an alert must show for a function to apply. The patterns are searched (case-insensitive)
     in the alert's signal: its name, lower-cased with everything but letters and digits removed,
     then `key=value` for each of `labels` the alert has, then the metric context it gives
-    (`traffic=rising`, `memory=high`; `agent_sre.knowledge.context`)."""
+    (`traffic=rising`, `memory=high`; `agent_sre.knowledge.context`).
+
+    `allow` is an allow-list per label: when the alert carries that label, its value (lower-cased,
+    letters and digits only) must match the whole pattern. Flux's notification events name their
+    reason in a `reason` label, and only the transient reasons are worth a reconcile: a reason the
+    list does not name, however it is spelled, is refused."""
 
     model_config = ConfigDict(frozen=True)
 
     shows: list[str] = Field(default_factory=list)  # at least one must match
     never: list[str] = Field(default_factory=list)  # none may match
     labels: list[str] = Field(default_factory=list)
+    allow: dict[str, str] = Field(default_factory=dict)  # label -> pattern its whole value must match
 
     @field_validator("shows", "never")
     @classmethod
@@ -98,6 +104,13 @@ class Evidence(BaseModel):
         for pattern in patterns:
             re.compile(pattern)
         return patterns
+
+    @field_validator("allow")
+    @classmethod
+    def _allow_compiles(cls, allow: dict[str, str]) -> dict[str, str]:
+        for pattern in allow.values():
+            re.compile(pattern)
+        return allow
 
 
 class FunctionSpec(BaseModel):

@@ -9,8 +9,12 @@ does that around it. Third parties register a factory under the entry-point grou
     mine = "my_package.selector:create"     # create(context: SelectorContext) -> Selector
 
 A selector may also define `async start()` (load a model; the worker is not ready until it
-returns), `async close()`, and `default_timeout_s` (its chain timeout unless the operator sets
-one in AGENT_SRE_SELECTOR_OPTIONS; the global AGENT_SRE_SELECTOR_TIMEOUT_S applies otherwise).
+returns), `async close()`, `default_timeout_s` and `default_threshold` (its chain timeout and
+confidence threshold unless the operator sets them in AGENT_SRE_SELECTOR_OPTIONS; the global
+AGENT_SRE_SELECTOR_TIMEOUT_S and AGENT_SRE_SELECTOR_THRESHOLD apply otherwise), and
+`async prepare(alert)`: the chain calls it when it asks the selector before this one, so that
+work this one will need (rag's embedding of the alert) runs on the side thread meanwhile
+(`agent_sre.compute.run_aside`). It decides nothing; its result may go unused.
 """
 
 from __future__ import annotations

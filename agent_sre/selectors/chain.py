@@ -59,7 +59,7 @@ class Chain:
             Step(
                 s,
                 settings.selector_timeout(s.name, getattr(s, "default_timeout_s", None)),
-                settings.selector_min_confidence(s.name),
+                settings.selector_min_confidence(s.name, getattr(s, "default_threshold", None)),
             )
             for s in selectors
         ]
@@ -67,6 +67,7 @@ class Chain:
         self.gates = Gates(catalog, settings)
         self.denied_namespaces = set(settings.denied_namespaces)
         self.observer = observer
+        self._preparing: set[asyncio.Future] = set()  # held until done, so none is collected mid-way
 
     @property
     def selectors(self) -> list[Selector]:
@@ -77,7 +78,9 @@ class Chain:
             return Decision(lambda_function=None, method="ignore", reasoning=reason, ignored=True)
         phases: list[Phase] = []
         pending: _Pending | None = None
-        for step in self.steps:
+        for index, step in enumerate(self.steps):
+            if index + 1 < len(self.steps):
+                self._prepare(self.steps[index + 1].selector, alert)
             started = time.perf_counter()
             proposal, outcome, detail, parameters = await self._try(step, alert)
             decision = None
@@ -151,6 +154,20 @@ class Chain:
         if step.selector.name != STATIC and (refusal := self.gates.refusal(function, alert)):
             return proposal, Outcome.REJECTED, refusal, {}
         return proposal, Outcome.DECIDED, None, parameters
+
+    def _prepare(self, selector: Selector, alert: Alert) -> None:
+        """Let the next selector start what it will need while this one answers (optional `prepare`)."""
+        prepare = getattr(selector, "prepare", None)
+        if prepare is None:
+            return
+        task = asyncio.ensure_future(prepare(alert))
+        self._preparing.add(task)
+        task.add_done_callback(self._prepared)
+
+    def _prepared(self, task: asyncio.Future) -> None:
+        self._preparing.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("preparing a selector failed: %r", exc)  # it computes again when asked
 
     def _observe(self, phase: Phase) -> None:
         if self.observer is None:

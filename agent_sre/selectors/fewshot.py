@@ -29,7 +29,7 @@ from ..schemas.alert import Alert
 from ..schemas.catalog import Catalog
 from ..schemas.decision import Proposal
 from ..knowledge.generate import generate
-from ..knowledge.real import RealAlert, load_real_alerts, real_examples
+from ..knowledge.real import RENAMED_SHARE, RealAlert, load_real_alerts, real_examples
 from ..knowledge.runbook import load_runbook
 from .base import SelectorContext
 
@@ -95,7 +95,7 @@ class FewShotSelector:
         entries = {f: e for f, e in load_runbook(self.runbook_path).items() if f in self.catalog.by_name}
         generated = generate(entries, self.catalog, "train", self.per_pattern, TRAIN_SEED)
         real = load_real_alerts() if self.real_alerts is None else self.real_alerts
-        generated += real_examples(real, REAL_PER_ALERT, TRAIN_SEED)
+        generated += real_examples(real, REAL_PER_ALERT, TRAIN_SEED, renamed=RENAMED_SHARE)
         return [LabelledText(alert_text(e.alert), e.function, "train") for e in generated]
 
     def vote(self, alerts: list[Alert]) -> list[Vote | None]:
@@ -114,6 +114,11 @@ class FewShotSelector:
             reasoning=f"{len(vote.neighbours)} nearest examples give {vote.function} {vote.agreement:.0%} of the "
             f"vote (closest: {closest}); parameters from the alert's labels",
         )
+
+    async def prepare(self, alert: Alert) -> None:
+        """Embed the alert on the side thread; `select` then finds it in the embedder's memory."""
+        if self.embedder is not None:
+            await compute.run_aside(self.embedder.encode, [alert_text(alert)])
 
     async def select(self, alert: Alert) -> Proposal | None:
         if self.examples is None:

@@ -4,8 +4,9 @@
   progress events) are acked, audited and counted as ignored before any selector runs;
 - **risk**: a proposal must reach the confidence its function's catalog risk asks for
   (AGENT_SRE_RISK_THRESHOLDS), on top of its selector's own threshold;
-- **evidence**: the alert must show what the function declares in the catalog (`evidence`); a
-  static annotation, the operator's own word in the alert rule, is exempt;
+- **evidence**: the alert must show what the function declares in the catalog (`evidence`), and a
+  label on its allow-list (a Flux event's `reason`) must hold a value the list names; a static
+  annotation, the operator's own word in the alert rule, is exempt;
 - **agreement**: a function whose risk is in AGENT_SRE_AGREEMENT_RISKS acts only when a second
   selector proposes it too, or when a static annotation names it. The chain does the counting.
 """
@@ -58,8 +59,13 @@ class _CompiledEvidence:
         self.shows = [re.compile(p, re.IGNORECASE) for p in evidence.shows]
         self.never = [re.compile(p, re.IGNORECASE) for p in evidence.never]
         self.labels = evidence.labels
+        self.allow = {label: re.compile(pattern, re.IGNORECASE) for label, pattern in evidence.allow.items()}
 
     def refusal(self, function: str, alert: Alert) -> str | None:
+        for label, pattern in self.allow.items():
+            value = alert.labels.get(label)
+            if value is not None and not pattern.fullmatch(_folded(value)):
+                return f"{function} does not apply when {label} is {value!r} (not on its allow-list)"
         signal = self.signal(alert)
         for pattern in self.never:
             if hit := next((token for token in signal if pattern.search(token)), None):
@@ -71,6 +77,10 @@ class _CompiledEvidence:
     def signal(self, alert: Alert) -> list[str]:
         """The alert's name, lower-cased with only letters and digits kept, then `key=value` for the
         evidence labels it has, then its metric context."""
-        name = re.sub(r"[^a-z0-9]", "", alert.alertname.lower())
+        name = _folded(alert.alertname)
         labels = [f"{key}={alert.labels[key].lower()}" for key in self.labels if alert.labels.get(key)]
         return [name, *labels, *sorted(metric_context(alert))]
+
+
+def _folded(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())

@@ -88,6 +88,11 @@ class RagSelector:
             "parameters from the alert's labels",
         )
 
+    async def prepare(self, alert: Alert) -> None:
+        """Embed the alert on the side thread; `select` then finds it in the embedder's memory."""
+        if self.embedder is not None:
+            await compute.run_aside(self.embedder.encode, [alert_text(alert)])
+
     async def select(self, alert: Alert) -> Proposal | None:
         if self.index is None:
             await self.start()

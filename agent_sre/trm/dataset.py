@@ -11,7 +11,7 @@ import torch
 from ..schemas.catalog import Catalog
 from .encode import EncoderConfig, encode_alert, targets_for
 from ..knowledge.generate import Example, generate
-from ..knowledge.real import load_real_alerts, real_examples
+from ..knowledge.real import RENAMED_SHARE, load_real_alerts, real_examples
 from ..knowledge.runbook import load_runbook
 from ..knowledge.sources import held_out
 
@@ -65,7 +65,8 @@ def build_splits(
     """train and val (same alert names, different draws) and test (held-out runbook names, fixed seed).
 
     train and val also hold `real_per_alert` (a quarter of it for val) alerts per line of the real-alert
-    knowledge, without the lines of the `hold_out` fold's source projects (`knowledge/sources.py`).
+    knowledge, without the lines of the `hold_out` fold's source projects (`knowledge/sources.py`);
+    a `RENAMED_SHARE` of the active lines' alerts carry an app's word in their name.
     """
     entries = load_runbook(runbook, functions=catalog.names)
     real = load_real_alerts()
@@ -73,9 +74,10 @@ def build_splits(
         real, _ = held_out(real, hold_out)
     real = [line for line in real if line.action in catalog.by_name]
     splits = {
-        "train": generate(entries, catalog, "train", per_pattern, seed) + real_examples(real, real_per_alert, seed),
+        "train": generate(entries, catalog, "train", per_pattern, seed)
+        + real_examples(real, real_per_alert, seed, renamed=RENAMED_SHARE),
         "val": generate(entries, catalog, "val", max(2, per_pattern // 8), seed)
-        + real_examples(real, max(1, real_per_alert // 4) if real_per_alert else 0, seed + 1),
+        + real_examples(real, max(1, real_per_alert // 4) if real_per_alert else 0, seed + 1, renamed=RENAMED_SHARE),
         "test": generate(entries, catalog, "test", 24, TEST_SEED),
     }
     jitter = {"train": random.Random(seed)}  # only training alerts get scattered label slots

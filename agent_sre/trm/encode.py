@@ -97,7 +97,7 @@ def name_words(alert: Alert, config: EncoderConfig) -> list[str]:
 
 
 def encode_alert(
-    alert: Alert, config: EncoderConfig, jitter: random.Random | None = None, drop_name_word: int | None = None
+    alert: Alert, config: EncoderConfig, jitter: random.Random | None = None
 ) -> EncodedAlert:
     """With `jitter` (training only), empty slots are scattered between the labels, so the model
     learns to read a label wherever it sits rather than from the slot it usually gets, and a third
@@ -107,8 +107,6 @@ def encode_alert(
     names = name_words(alert, config)
     if jitter is not None and len(names) > 1 and jitter.random() < NAME_WORD_DROP:
         del names[jitter.randrange(len(names))]
-    if drop_name_word is not None:
-        del names[drop_name_word]
     positions += [(NAME, _word_pieces(w), None) for w in names]
     positions += _pad(len(names), config.name_tokens)
     keys = sorted((k for k in alert.labels if k != "alertname"), key=_label_priority)[: config.label_tokens]

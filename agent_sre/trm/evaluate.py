@@ -41,7 +41,7 @@ def evaluate(
 
 def evaluate_predictor(predictor: Predictor, examples: list[Example], catalog: Catalog, batch_size: int = 128) -> dict[str, float]:
     """The same scores as `evaluate`, through `Predictor.predict`: what the `trm` selector decides,
-    name check included. Exact-match: the function and the parameters the catalog resolves for it."""
+    novelty map included. Exact-match: the function and the parameters the catalog resolves for it."""
     predictions = []
     for start in range(0, len(examples), batch_size):
         predictions += predictor.predict([e.alert for e in examples[start : start + batch_size]])

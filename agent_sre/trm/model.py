@@ -201,12 +201,9 @@ class TRM(nn.Module):
         roles: torch.Tensor,
         halt_threshold: float = 0.5,
         max_steps: int | None = None,
-        leaders: torch.Tensor | None = None,
     ) -> tuple[Outputs, torch.Tensor]:
         """Run supervision steps until each sample's halting head is confident (ACT), at most N_sup.
-        Returns each sample's outputs at the step it halted, and the steps it used (B,).
-        `leaders` (B,): row i halts when row leaders[i] does (a leader leads itself), so extra
-        readings of an alert take exactly as many steps as the alert, in the same batch."""
+        Returns each sample's outputs at the step it halted, and the steps it used (B,)."""
         max_steps = min(max_steps or self.config.N_sup, self.config.N_sup)
         x = self.embed(features, roles)
         y, z = self.initial_carry(features.shape[0])
@@ -215,12 +212,7 @@ class TRM(nn.Module):
         final: Outputs | None = None
         for step in range(1, max_steps + 1):
             (y, z), outputs = self.supervision_step(x[active], (y, z), roles[active])
-            halted = torch.sigmoid(outputs.halt_logits) >= halt_threshold
-            if leaders is not None:
-                decided = torch.zeros(features.shape[0], dtype=torch.bool)
-                decided[active] = halted
-                halted = decided[leaders[active]]
-            halted = halted | (step == max_steps)
+            halted = (torch.sigmoid(outputs.halt_logits) >= halt_threshold) | (step == max_steps)
             if final is None:
                 final = outputs  # every row has an answer from step 1 on
             else:

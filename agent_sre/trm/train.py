@@ -96,7 +96,7 @@ def train(catalog: Catalog, config: TrainConfig, out_dir: Path, resume: bool = T
     progress.close()
     ema.config.halt_temperature = fit_temperature(ema, splits["val"][1])
     metrics = {name: evaluate(ema, data, escalate) for name, (_, data) in splits.items() if name != "train"}
-    trained_names = sorted({example.alert.alertname for example in splits["train"][0]})  # the name check skips these
+    trained_names = sorted({example.alert.alertname for example in splits["train"][0]})  # they keep the halting head's confidence; other names get the novelty map
     save_model(out_dir, ema, encoder,
                {"train_config": asdict(config), "metrics": metrics, "step": step, "trained_names": trained_names})
     return metrics
