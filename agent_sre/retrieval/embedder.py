@@ -51,6 +51,11 @@ class Embedder:
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.enable_padding()
         self.model_id = f"{MODEL_PACKAGE}=={_version()}"
+        if _fast_bf16(torch):
+            # A query in about three quarters of the fp32 time on this machine, with embeddings at
+            # cosine 0.99996 to the fp32 ones; cached vectors are kept apart by the model id.
+            self.model = self.model.to(torch.bfloat16)
+            self.model_id += "+bf16"
         self.dimension = int(self.model.config.hidden_size)
         # Counted so that tests can see a cache hit re-embed nothing, and a burst share a pass.
         self.texts_encoded = self.passes = 0
@@ -97,6 +102,7 @@ class Embedder:
         ids = torch.tensor([e.ids for e in encodings])  # (B, T)
         mask = torch.tensor([e.attention_mask for e in encodings])  # (B, T)
         hidden = self.model(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)).last_hidden_state
+        hidden = hidden.float()
         weights = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
         pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)  # (B, C)
         return torch.nn.functional.normalize(pooled, dim=-1).numpy()
@@ -113,6 +119,15 @@ def shared_embedder() -> Embedder:
         if _shared is None:
             _shared = Embedder()
         return _shared
+
+
+def _fast_bf16(torch) -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX), where it is faster
+    than fp32; elsewhere it would be emulated, and slower."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def _packaged_model_dir() -> Path:
