@@ -42,7 +42,7 @@ NONE_POINTER = 0
 
 _TEXT_ANNOTATIONS = ("summary", "description", "message")
 _SKIPPED_ANNOTATIONS = frozenset({"runbook_url", "runbook", "dashboard", "lambda_function", "lambda_parameters"})
-_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+CAMEL_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 # a number standing alone (`+37%`, `(1200`), else a run of letters and digits; the `-515` inside the pod
 # name `api-515d565-c42bh` is not a negative number
 _TEXT_WORD = re.compile(r"(?<![\w.-])[+-]?\d+(?:\.\d+)?%?(?![\w.-])|[A-Za-z0-9]+")
@@ -93,7 +93,7 @@ class EncodedAlert:
 
 
 def name_words(alert: Alert, config: EncoderConfig) -> list[str]:
-    return _CAMEL.findall(alert.alertname)[: config.name_tokens]
+    return CAMEL_WORD.findall(alert.alertname)[: config.name_tokens]
 
 
 def encode_alert(

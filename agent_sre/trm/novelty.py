@@ -16,7 +16,6 @@ The draws differ from the benchmark's: another seed and the training value pools
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -25,19 +24,19 @@ from ..knowledge.sources import held_out
 from ..retrieval.calibration import Logistic, fit_logistic
 from ..schemas.alert import Alert
 from ..schemas.catalog import ESCALATE, Catalog
+from .encode import CAMEL_WORD
 from .export import CONFIG
 
 FEATURES = ("halt_logit", "known_words", "escalate")
 CALIBRATION_SEED = 7  # not the benchmark's TEST_SEED
-_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
 
 def name_vocabulary(names: Iterable[str]) -> frozenset[str]:
-    return frozenset(word.lower() for name in names for word in _WORD.findall(name))
+    return frozenset(word.lower() for name in names for word in CAMEL_WORD.findall(name))
 
 
 def features(alert: Alert, function: str, halt_logit: float, vocabulary: frozenset[str]) -> dict[str, float]:
-    words = [word.lower() for word in _WORD.findall(alert.alertname)]
+    words = [word.lower() for word in CAMEL_WORD.findall(alert.alertname)]
     return {
         "halt_logit": halt_logit,
         "known_words": sum(word in vocabulary for word in words) / len(words) if words else 0.0,
