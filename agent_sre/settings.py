@@ -176,6 +176,11 @@ class Settings(BaseSettings):
 
 def _read_secret(path: Path, variable: str) -> str:
     try:
-        return path.read_text().strip()
+        secret = path.read_text().strip()
     except OSError as exc:
         raise ConfigError(f"{variable}={path} cannot be read: {exc.strerror}") from exc
+    if not secret:
+        # An empty token file must not quietly turn authentication off (nor an empty URL file mean
+        # "no broker"): the mounted secret is missing its key, or was written empty.
+        raise ConfigError(f"{variable}={path} is empty: put the secret in it, or unset {variable}")
+    return secret

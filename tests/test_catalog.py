@@ -235,6 +235,25 @@ def test_a_subject_that_is_the_exporter_is_rejected(function: str, labels: dict[
         validate(function, {}, labels)
 
 
+@pytest.mark.parametrize("function", ["pod-restart", "deployment-rollout-restart", "job-retry"])
+def test_a_denied_namespace_in_any_namespace_label_is_rejected(function: str) -> None:
+    # kube-state-metrics scraped without honor_labels: its own namespace in `namespace`, the
+    # object's in `exported_namespace`. coredns in kube-system must not be restarted from monitoring.
+    labels = {"pod": "coredns-5d78c9869d-x2x7q", "deployment": "coredns", "job_name": "coredns-sync",
+              "namespace": "monitoring", "exported_namespace": "kube-system"}
+    parameters = CATALOG.resolve(function, alert(**labels))
+    assert parameters["namespace"] == "monitoring"  # what the function itself would read
+
+    with pytest.raises(CatalogError, match="exported_namespace='kube-system' is on the deny list"):
+        validate(function, parameters, labels)
+
+
+def test_escalate_and_node_cleanup_are_not_refused_for_a_denied_namespace_label() -> None:
+    labels = {"namespace": "kube-system", "exported_namespace": "kube-system", "node": "worker-1"}
+    assert validate("escalate", {}, labels) == {}
+    assert validate("node-disk-cleanup", {}, labels) == {"node": "worker-1"}
+
+
 def test_a_denied_namespace_is_rejected() -> None:
     labels = {"pod": "coredns-1", "namespace": "kube-system"}
 

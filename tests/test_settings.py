@@ -150,6 +150,16 @@ def test_an_unreadable_secret_file_names_the_variable(
     assert "missing" in str(caught.value)
 
 
+@pytest.mark.parametrize("variable", ["AGENT_SRE_AMQP_URL_FILE", "AGENT_SRE_HTTP_TOKEN_FILE"])
+def test_an_empty_secret_file_refuses_to_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variable: str) -> None:
+    # An empty token file would otherwise turn authentication off without a word.
+    (tmp_path / "secret").write_text(" \n")
+    monkeypatch.setenv(variable, str(tmp_path / "secret"))
+
+    with pytest.raises(ConfigError, match=f"{variable}=.* is empty"):
+        Settings()
+
+
 def test_a_directory_as_secret_file_is_a_config_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AGENT_SRE_HTTP_TOKEN_FILE", str(tmp_path))
 

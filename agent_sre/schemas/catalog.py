@@ -157,6 +157,17 @@ class Catalog(BaseModel):
     def by_name(self) -> dict[str, FunctionSpec]:
         return {f.name: f for f in self.functions}
 
+    @cached_property
+    def namespace_labels(self) -> frozenset[str]:
+        """Every label that names a namespace: `namespace`, `exported_namespace`, and whatever a
+        function's namespace parameter reads."""
+        sources = {
+            source.split(":")[0]
+            for function in self.functions for param in function.parameters if param.name == "namespace"
+            for source in param.sources
+        }
+        return frozenset({"namespace", "exported_namespace"} | sources)
+
     @property
     def names(self) -> list[str]:
         return [f.name for f in self.functions]
@@ -174,6 +185,13 @@ class Catalog(BaseModel):
         extra = set(proposal.parameters) - set(known)
         if extra:
             raise CatalogError(f"{spec.name} takes no parameter {sorted(extra)}")
+        # kube-state-metrics scraped without honor_labels puts its own namespace in `namespace` and
+        # the object's in `exported_namespace`: for a function that acts in a namespace, a denied one
+        # in any label that names a namespace refuses. (escalate, or a node's cleanup, acts in none.)
+        acts_in_namespace = any(param.name == "namespace" for param in spec.parameters)
+        for key in sorted(self.namespace_labels) if acts_in_namespace else ():
+            if alert.labels.get(key) in denied_namespaces:
+                raise CatalogError(f"{spec.name}: the alert's {key}={alert.labels[key]!r} is on the deny list")
         parameters = {}
         for param in spec.parameters:
             # What the proposal leaves out is resolved as `resolve` does: a malformed label gives nothing.

@@ -17,9 +17,9 @@ class AuditLog:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._stream: TextIO = path.open("a", encoding="utf-8") if path else sys.stdout
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
+        self._stream: TextIO = path.open("a", encoding="utf-8") if path else sys.stdout
 
     def write(self, record: dict[str, Any]) -> None:
         line = orjson.dumps({"ts": datetime.now(timezone.utc).isoformat(), "audit": True, **record}).decode()
