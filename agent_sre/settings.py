@@ -9,6 +9,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from yarl import URL
 
 from .errors import ConfigError
 
@@ -157,7 +158,14 @@ class Settings(BaseSettings):
                 "no broker configured: set AGENT_SRE_AMQP_URL (e.g. amqp://guest:guest@127.0.0.1:5672/) "
                 "or AGENT_SRE_AMQP_URL_FILE to a file holding it"
             )
-        return self.amqp_url.get_secret_value()
+        url = self.amqp_url.get_secret_value()
+        if problem := _amqp_url_problem(url):
+            raise ConfigError(
+                f"AGENT_SRE_AMQP_URL(_FILE) is not a broker URL: {problem}. Expected amqp://USER:PASSWORD@HOST[:PORT][/VHOST] "
+                "(or amqps://), with / @ : % # ? and spaces in the user or password percent-encoded (/ as %2F, "
+                "space as %20)"
+            )
+        return url
 
     def selector_timeout(self, name: str, selector_default: float | None = None) -> float:
         """The per-selector option, else the selector's own default, else AGENT_SRE_SELECTOR_TIMEOUT_S."""
@@ -172,6 +180,24 @@ class Settings(BaseSettings):
         if options and options.threshold is not None:
             return options.threshold
         return selector_default if selector_default is not None else self.selector_threshold
+
+
+def _amqp_url_problem(url: str) -> str | None:
+    """What is wrong with a broker URL, in words that never repeat its password; None if nothing."""
+    try:
+        parsed = URL(url)
+        port = parsed.port
+    except ValueError:
+        return "it cannot be parsed (an unencoded / or @ in the password, or a bad port?)"
+    if parsed.scheme not in ("amqp", "amqps"):
+        return f"the scheme is {parsed.scheme or 'missing'!r}, not amqp or amqps"
+    if not parsed.host:
+        return "it names no host"
+    if port is not None and not 0 < port < 65536:
+        return f"port {port} is out of range"
+    if " " in url.split("@")[0]:
+        return "the user or password holds an unencoded space"
+    return None
 
 
 def _read_secret(path: Path, variable: str) -> str:

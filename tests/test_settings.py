@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
+from agent_sre.cli import app
 from agent_sre.errors import ConfigError
 from agent_sre.settings import DEFAULT_EVENT_TYPE, Settings
 
@@ -191,3 +193,27 @@ def test_env_file_is_read(tmp_path: Path) -> None:
 
     assert settings.selectors == ["rules"]
     assert settings.prefetch == 4
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "amqp://guest:pa/s3cr3t@127.0.0.1:5672/",  # an unencoded / in the password
+        "amqp://guest:pa s3cr3t@127.0.0.1:5672/",  # an unencoded space
+        "http://guest:s3cr3t@127.0.0.1:5672/",
+        "amqp//guest:s3cr3t@broken",
+        "amqp://guest:s3cr3t@127.0.0.1:99999/",
+    ],
+)
+def test_a_malformed_broker_url_is_a_clear_error_that_never_shows_the_password(url: str) -> None:
+    # `agent-sre run` must stop with exit code 2 at once, not retry the connection forever.
+    result = CliRunner().invoke(app, ["run", "--selectors", "static"], env={"AGENT_SRE_AMQP_URL": url})
+
+    assert result.exit_code == 2, result.output
+    assert "is not a broker URL" in result.output and "percent-encoded" in result.output
+    assert "s3cr3t" not in result.output
+
+
+def test_a_percent_encoded_password_is_accepted() -> None:
+    url = "amqp://guest:pa%2Fss%20word@127.0.0.1:5672/%2F"
+    assert Settings(amqp_url=url).require_amqp_url() == url
