@@ -136,6 +136,13 @@ def test_missing_id_falls_back_to_message_id_then_to_a_body_hash() -> None:
     assert first.id == again.id  # a redelivery of the same body keeps its id
 
 
+def test_a_null_header_is_no_attribute_and_never_the_text_none() -> None:
+    event = decode(headers={"type": TYPE, "id": None, "subject": None}, message_id="m-9")
+
+    assert event.id == "m-9"
+    assert "subject" not in event.attributes
+
+
 def test_over_the_size_limit_is_too_large() -> None:
     with pytest.raises(InputError) as caught:
         decode_event(b"{" + b" " * 2000 + b"}", {"type": TYPE}, max_bytes=1024)

@@ -46,8 +46,8 @@ def normalise_headers(headers: Mapping[str, Any] | None) -> dict[str, str]:
     attributes: dict[str, str] = {}
     for key, value in (headers or {}).items():
         name = key.lower()
-        if name.startswith("x-") or name in _SKIPPED:
-            continue
+        if value is None or name.startswith("x-") or name in _SKIPPED:
+            continue  # an AMQP header set to null is no attribute (an `id` of "None" would be one)
         for prefix in _PREFIXES:
             if name.startswith(prefix):
                 name = name[len(prefix) :]
@@ -75,7 +75,9 @@ def decode_event(
     if content_type.startswith(STRUCTURED_CONTENT_TYPE):
         if not isinstance(payload, dict):
             raise InputError("invalid_cloudevent", "a structured CloudEvent must be a JSON object")
-        attributes.update({k.lower(): _header_text(v) for k, v in payload.items() if k not in ("data", "data_base64")})
+        attributes.update(
+            {k.lower(): _header_text(v) for k, v in payload.items() if k not in ("data", "data_base64") and v is not None}
+        )
         data = _structured_data(payload)
     else:
         data = payload
