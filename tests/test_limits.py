@@ -75,3 +75,14 @@ def test_limits_suppress_by_cooldown_then_by_rate_and_a_release_restores_both() 
     first.release()  # releasing twice gives back one token only
     assert isinstance(limits.reserve("fp1", "pod-restart", "shop"), Reservation)
     assert limits.reserve("fp4", "pod-restart", "shop") == "rate_limit"
+
+
+def test_the_cooldown_forgets_expired_keys_as_it_goes() -> None:
+    clock = FakeClock()
+    cooldown = Cooldown(seconds=60, clock=clock)
+    for n in range(1000):
+        assert cooldown.reserve(f"alert-{n}")
+        clock.now += 0.1  # the first keys expire while the last ones are still cooling
+    assert not cooldown.reserve("alert-999") and cooldown.cooling("alert-500")
+    assert len(cooldown) == 600  # 100 s of reservations, 60 s of them still in force
+    assert cooldown.reserve("alert-0")  # expired: it may trigger again

@@ -269,6 +269,23 @@ async def test_the_cooldown_suppresses_a_repeat_of_the_same_alert(start_worker) 
     await harness.dead_letters(0)
 
 
+async def test_a_repeat_in_its_cooldown_costs_no_selector_time(start_worker) -> None:
+    # Given an alert that triggered
+    harness = await start_worker()
+    await harness.send(crash_loop())
+    await harness.triggers(1)
+
+    # When it comes again and again (a storm of Alertmanager repeats)
+    for _ in range(19):
+        await harness.send(crash_loop())
+    await harness.settled(20)
+
+    # Then every repeat is suppressed before the chain: the selectors decided once
+    await harness.triggers(0)
+    assert harness.sample("agent_sre_decisions_total", selector="static", function="pod-restart") == 1
+    assert harness.sample("agent_sre_suppressions_total", reason="cooldown") == 19
+
+
 async def test_a_redelivered_event_id_never_publishes_twice(start_worker) -> None:
     harness = await start_worker(cooldown_s=0)
     event_id = str(uuid.uuid4())

@@ -93,6 +93,12 @@ class Pipeline:
         if key in self.published or key in self._in_progress:
             self._audit(event, alert, "duplicate")
             return
+        # A repeat (Alertmanager's repeat_interval, an HA pair, a storm) of an alert in its cooldown
+        # would only be suppressed after the chain: suppress it before, at no model time.
+        if self.limits.cooling(alert.identity):
+            self.metrics.suppressed("cooldown")
+            self._audit(event, alert, "suppressed:cooldown", reason="in its cooldown; the selectors were not asked")
+            return
         self._in_progress.add(key)
         try:
             decision = await self.chain.decide(alert)

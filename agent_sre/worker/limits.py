@@ -48,24 +48,33 @@ class TokenBucket:
 
 
 class Cooldown:
-    """At most one reservation per key within `seconds`."""
+    """At most one reservation per key within `seconds`. Every key gets the same span, so keys are
+    kept in expiry order and the expired ones leave from the front: O(1) per call, however many
+    fingerprints are cooling."""
 
     def __init__(self, seconds: float, clock: Clock = time.monotonic) -> None:
         self.seconds = seconds
         self.clock = clock
-        self._until: dict[Hashable, float] = {}
+        self._until: OrderedDict[Hashable, float] = OrderedDict()
 
     def reserve(self, key: Hashable) -> bool:
-        now = self.clock()
-        if self._until.get(key, 0.0) > now:
+        if self.cooling(key):
             return False
-        if len(self._until) > 10_000:
-            self._until = {k: until for k, until in self._until.items() if until > now}
-        self._until[key] = now + self.seconds
+        self._until[key] = self.clock() + self.seconds
         return True
+
+    def cooling(self, key: Hashable) -> bool:
+        """Whether a reservation for `key` is still in force."""
+        now = self.clock()
+        while self._until and next(iter(self._until.values())) <= now:
+            self._until.popitem(last=False)
+        return key in self._until
 
     def release(self, key: Hashable) -> None:
         self._until.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._until)
 
 
 class TtlSet:
@@ -125,6 +134,11 @@ class Limits:
     @classmethod
     def from_settings(cls, cooldown_s: float, burst: int, per_minute: float, clock: Clock = time.monotonic) -> Limits:
         return cls(Cooldown(cooldown_s, clock), TokenBucket(burst, per_minute, clock))
+
+    def cooling(self, fingerprint: str) -> bool:
+        """Whether this alert triggered (or is being triggered) within the cooldown: a repeat then
+        costs no selector's time."""
+        return self.cooldown.cooling(fingerprint)
 
     def reserve(self, fingerprint: str, function: str, namespace: str) -> Reservation | str:
         """A reservation, or the suppression reason: `cooldown` or `rate_limit`."""
