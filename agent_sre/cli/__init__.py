@@ -9,6 +9,7 @@ from . import run as run_command
 from . import select as select_command
 from . import send as send_command
 from . import trm as trm_command
+from . import watch as watch_command
 
 app = typer.Typer(
     help="agent-sre: picks one remediation lambda function per firing alert and triggers it.",
@@ -18,6 +19,7 @@ app = typer.Typer(
 app.command("select")(select_command.select)
 app.command("run")(run_command.run)
 app.command("send")(send_command.send)
+app.command("watch")(watch_command.watch)
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(trm_command.app, name="trm")
 

@@ -13,13 +13,15 @@ import aio_pika
 import orjson
 import typer
 
-from ..errors import AgentSreError
+from ..errors import AgentSreError, TransientError
 from ..logs import mask_secrets
 from ..settings import DEFAULT_EVENT_TYPE, Settings
+from ..worker.connection import connect, publish_confirmed
 from ..worker.topology import declare
 from .common import fail, load_settings
 
 SEND_SOURCE = "/agent-sre/send"
+_CONFIRM_TIMEOUT_S = 30.0
 
 
 class Encoding(str, Enum):
@@ -84,11 +86,11 @@ def build_alert(
 
 async def publish_event(settings: Settings, message: aio_pika.Message) -> None:
     """Declare the worker's topology and publish to the input exchange, confirmed (raises if not)."""
-    connection = await aio_pika.connect(settings.require_amqp_url())
+    connection = await connect(settings, "send", robust=False)
     async with connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         topology = await declare(channel, settings)
-        await topology.input_exchange.publish(message, routing_key="", mandatory=True, timeout=30)
+        await publish_confirmed(topology.input_exchange, message, "", True, _CONFIRM_TIMEOUT_S)
 
 
 def send(
@@ -109,9 +111,11 @@ def send(
     message = encode_event(payload, event_type=event_type, encoding=encoding)
     try:
         asyncio.run(publish_event(settings, message))
+    except TransientError as exc:  # broker down, or the publish not confirmed: try again later
+        fail(str(exc), 1)
     except AgentSreError as exc:
         fail(str(exc))
-    except (aio_pika.exceptions.AMQPError, ConnectionError, asyncio.TimeoutError) as exc:
+    except (aio_pika.exceptions.AMQPError, ConnectionError) as exc:  # declaring the topology failed
         fail(f"the broker did not take the event: {type(exc).__name__}: {mask_secrets(str(exc))}", 1)
     typer.echo(orjson.dumps({"sent": message.message_id, "exchange": settings.input_exchange, "encoding": encoding.value}).decode())
 
