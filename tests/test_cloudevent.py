@@ -1,20 +1,32 @@
-"""CloudEvent decoding: every inbound encoding of FORMATS.md, and the trigger's outbound headers."""
+"""CloudEvent decoding: every inbound encoding of FORMATS.md, and the trigger's outbound headers.
+
+The last part sends the same events through every path in (AMQP, the HTTP endpoint, `select`)
+and checks that all of them give the same verdict.
+"""
 
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
 from datetime import datetime, timezone
+from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 
+from agent_sre.cli.select import alerts_from_json
 from agent_sre.errors import InputError
 from agent_sre.schemas.cloudevent import decode_event, normalise_headers, trigger_headers
+from agent_sre.settings import Settings
+from agent_sre.worker.http import bound_port, create_app, start_http
+from agent_sre.worker.metrics import Metrics
 
 ALERT = {"labels": {"alertname": "KubePodCrashLooping", "pod": "api-1", "namespace": "shop"}}
 BODY = orjson.dumps(ALERT)
 TYPE = "io.homelab.prometheus.alert.fired"
 LIMIT = 1_048_576
+MINIMAL = {"type": TYPE, "source": "/prom"}  # the attributes without which no event is taken
 
 
 def decode(body: bytes = BODY, headers: dict | None = None, **kwargs: object):
@@ -53,7 +65,7 @@ def test_binary_encodings_give_the_same_event(headers: dict) -> None:
 
 
 def test_knative_content_type_header_becomes_datacontenttype() -> None:
-    event = decode(headers={"type": TYPE, "content-type": "application/json"})
+    event = decode(headers={**MINIMAL, "content-type": "application/json"})
 
     assert event.attributes["datacontenttype"] == "application/json"
     assert "content-type" not in event.attributes
@@ -61,7 +73,7 @@ def test_knative_content_type_header_becomes_datacontenttype() -> None:
 
 def test_tracing_and_x_headers_are_skipped_and_unknown_ones_kept_as_extensions() -> None:
     headers = {
-        "type": TYPE,
+        **MINIMAL,
         "traceparent": "00-abc-def-01",
         "tracestate": "k=v",
         "x-death": [{"count": 1}],
@@ -128,16 +140,16 @@ def test_seeds_lenient_structured_body_with_attributes_in_headers() -> None:
 
 
 def test_missing_id_falls_back_to_message_id_then_to_a_body_hash() -> None:
-    with_message_id = decode(headers={"type": TYPE}, message_id="m-9")
-    first = decode(headers={"type": TYPE})
-    again = decode(headers={"type": TYPE})
+    with_message_id = decode(headers=MINIMAL, message_id="m-9")
+    first = decode(headers=MINIMAL)
+    again = decode(headers=MINIMAL)
 
     assert with_message_id.id == "m-9"
     assert first.id == again.id  # a redelivery of the same body keeps its id
 
 
 def test_a_null_header_is_no_attribute_and_never_the_text_none() -> None:
-    event = decode(headers={"type": TYPE, "id": None, "subject": None}, message_id="m-9")
+    event = decode(headers={**MINIMAL, "id": None, "subject": None}, message_id="m-9")
 
     assert event.id == "m-9"
     assert "subject" not in event.attributes
@@ -213,3 +225,123 @@ def test_trigger_headers_reject_an_invalid_extension_name(extension: str) -> Non
 def test_trigger_headers_require_type_and_source() -> None:
     with pytest.raises(ValueError):
         trigger_headers({"id": "1", "source": "/s"})
+
+
+# --- One verdict on every path -------------------------------------------------------------
+
+GOOD = {"specversion": "1.0", "id": "p-1", "type": TYPE, "source": "/prom"}
+# What the broker and our retries add to a message; none of it is a CloudEvent attribute.
+BOOKKEEPING = {"x-agent-sre-attempts": 2, "x-death": [{"count": 1, "reason": "rejected"}], "x-delivery-count": 1}
+BAD = "invalid_cloudevent"
+
+# Each case changes GOOD: a value of None leaves that attribute out.
+CASES = [
+    pytest.param({}, "accepted", id="plain"),
+    pytest.param({"specversion": None}, "accepted", id="specversion-defaults-to-1.0"),
+    pytest.param({"time": "2026-11-21T10:00:01Z"}, "accepted", id="time-utc"),
+    pytest.param({"time": "2026-11-21t12:00:01.25+02:00"}, "accepted", id="time-offset-fraction"),
+    pytest.param({"correlationid": "c-1", "abcdefghij0123456789": "x"}, "accepted", id="extensions-up-to-20"),
+    pytest.param({"time": "yesterday"}, BAD, id="time-words"),
+    pytest.param({"time": "2026-11-21"}, BAD, id="time-date-only"),
+    pytest.param({"time": "2026-11-21T10:00:01"}, BAD, id="time-without-offset"),
+    pytest.param({"time": "2026-13-01T00:00:00Z"}, BAD, id="time-month-13"),
+    pytest.param({"specversion": "0.3"}, BAD, id="specversion-0.3"),
+    pytest.param({"correlation_id": "c-1"}, BAD, id="extension-underscore"),
+    pytest.param({"abcdefghij01234567890": "x"}, BAD, id="extension-21-chars"),
+    pytest.param({"source": None}, BAD, id="no-source"),
+]
+AMQP_PREFIXES = ["", "ce-", "cloudEvents_", "cloudEvents:"]  # Knative's bare names, the SDK's, the AMQP binding's
+
+
+class RecordingIngress:
+    async def publish_input(self, body: bytes, headers: dict[str, str], content_type: str | None, message_id: str) -> None:
+        pass
+
+    async def dead_letter_raw(self, body: bytes, headers: dict[str, str], reason: str, error: str) -> None:
+        pass
+
+
+@pytest.fixture
+async def endpoint() -> AsyncIterator[str]:
+    settings = Settings(_env_file=None, http_token=None, accepted_types=[TYPE], http_port=0)
+    runner = await start_http(create_app(RecordingIngress(), Metrics(), settings, lambda: True), "127.0.0.1", 0)
+    yield f"http://127.0.0.1:{bound_port(runner)}/"
+    await runner.cleanup()
+
+
+def _attributes(change: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in {**GOOD, **change}.items() if value is not None}
+
+
+def _amqp_verdict(body: bytes, headers: dict[str, Any], content_type: str) -> str:
+    """What the consumer does with a message: decode_event on its body, headers and properties."""
+    try:
+        decode_event(body, headers, content_type=content_type, message_id="m-1", max_bytes=LIMIT)
+    except InputError as exc:
+        return exc.reason
+    return "accepted"
+
+
+async def _http_verdict(url: str, body: bytes, headers: dict[str, str]) -> str:
+    async with aiohttp.ClientSession() as session, session.post(url, data=body, headers=headers) as response:
+        answer = await response.json()
+    assert response.status in (202, 400), answer
+    return "accepted" if response.status == 202 else answer["error"]
+
+
+def _select_verdict(text: str) -> str:
+    try:
+        alerts_from_json(text)
+    except InputError as exc:
+        return exc.reason
+    return "accepted"
+
+
+@pytest.mark.parametrize(("change", "expected"), CASES)
+async def test_every_path_gives_the_same_verdict(endpoint: str, change: dict[str, Any], expected: str) -> None:
+    attributes = _attributes(change)
+    structured = orjson.dumps({**attributes, "datacontenttype": "application/json", "data": ALERT})
+    verdicts = {}
+    for prefix in AMQP_PREFIXES:
+        headers = {prefix + name: value for name, value in attributes.items()}
+        verdicts[f"amqp {prefix or 'bare'}"] = _amqp_verdict(BODY, {**headers, **BOOKKEEPING}, "application/json")
+    verdicts["amqp structured"] = _amqp_verdict(structured, BOOKKEEPING, "application/cloudevents+json")
+    ce_headers = {f"ce-{name}": value for name, value in attributes.items()}
+    verdicts["http binary"] = await _http_verdict(endpoint, BODY, {**ce_headers, "Content-Type": "application/json"})
+    verdicts["http structured"] = await _http_verdict(
+        endpoint, structured, {"Content-Type": "application/cloudevents+json"}
+    )
+    if "specversion" in attributes:  # select tells a CloudEvent from a bare alert by its specversion
+        verdicts["select"] = _select_verdict(structured.decode())
+
+    assert verdicts == dict.fromkeys(verdicts, expected)
+
+
+@pytest.mark.parametrize(
+    "when",
+    [datetime(2026, 11, 21, 10, 0, 1, tzinfo=timezone.utc), datetime(2026, 11, 21, 10, 0, 1)],
+    ids=["aware", "naive"],
+)
+def test_an_amqp_timestamp_time_is_accepted_like_its_rfc3339_text(when: datetime) -> None:
+    # aio-pika hands an AMQP timestamp header over as a datetime, not as text.
+    event = decode(headers={**GOOD, "time": when, **BOOKKEEPING})
+
+    assert datetime.fromisoformat(event.attributes["time"]) == when.replace(tzinfo=timezone.utc)
+    assert not set(BOOKKEEPING) & set(event.attributes)
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"time": "yesterday"}, "RFC 3339"),
+        ({"specversion": "0.3"}, "'0.3'"),
+        ({"correlation_id": "c"}, "'correlation_id'"),
+        ({"source": None}, "source"),
+    ],
+)
+def test_a_refusal_says_what_is_wrong(change: dict[str, Any], named: str) -> None:
+    with pytest.raises(InputError) as caught:
+        decode(headers=_attributes(change))
+
+    assert caught.value.reason == BAD
+    assert named in str(caught.value)

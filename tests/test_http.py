@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -269,3 +271,120 @@ async def test_metrics_health_and_readiness(serve, http, broker_settings, topolo
     assert response.status == 200 and response.content_type == "text/plain"
     assert f'agent_sre_events_total{{outcome="http_accepted",type="{DEFAULT_EVENT_TYPE}"}} 1.0' in text
     assert "# TYPE agent_sre_dead_letters_total counter" in text
+
+
+# --- Slow clients and the connection cap (http_guard.py) ---------------------------------------
+
+class RecordingIngress:
+    """No broker: records what the ingress was asked to publish; `delay` makes the publish slow."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.published: list[bytes] = []
+        self.dead_lettered: list[str] = []
+
+    async def publish_input(self, body: bytes, headers: dict[str, str], content_type: str | None, message_id: str) -> None:
+        await asyncio.sleep(self.delay)
+        self.published.append(body)
+
+    async def dead_letter_raw(self, body: bytes, headers: dict[str, str], reason: str, error: str) -> None:
+        self.dead_lettered.append(reason)
+
+
+def guarded(settings: Settings, **limits: Any) -> Settings:
+    return settings.model_copy(update={"http_header_timeout_s": 0.5, "http_body_timeout_s": 1.0, **limits})
+
+
+async def connect(server: Server) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", int(server.url.rsplit(":", 1)[1]))
+
+
+async def read_until_closed(reader: asyncio.StreamReader, within: float) -> tuple[bytes, float]:
+    """Everything the server sends before it closes, and how long that took; fails after `within` s."""
+    started = time.monotonic()
+    try:
+        data = await asyncio.wait_for(reader.read(), within)
+    except ConnectionResetError:
+        data = b""
+    return data, time.monotonic() - started
+
+
+def request_head(length: int) -> bytes:
+    lines = [f"{name}: {value}" for name, value in CE_HEADERS.items()]
+    return ("POST / HTTP/1.1\r\nHost: test\r\n" + "\r\n".join(lines) + f"\r\nContent-Length: {length}\r\n\r\n").encode()
+
+
+async def test_a_client_that_stalls_in_its_head_is_closed(serve, broker_settings):
+    server = await serve(guarded(broker_settings), RecordingIngress())
+    reader, writer = await connect(server)
+    writer.write(b"POST / HTTP/1.1\r\nHost: test\r\nCe-Ty")  # half a header line, then nothing
+
+    data, took = await read_until_closed(reader, within=3)
+
+    assert data == b"" and 0.4 < took < 1.5  # aborted at the 0.5 s head deadline, not answered
+    assert server.metrics.events.labels("other", "http_timeout")._value.get() == 1
+    writer.close()
+
+
+async def test_a_client_that_trickles_its_body_is_answered_503_and_closed(serve, broker_settings):
+    ingress = RecordingIngress()
+    server = await serve(guarded(broker_settings), ingress)
+    body = orjson.dumps(ALERT)
+    reader, writer = await connect(server)
+    writer.write(request_head(len(body)))
+
+    async def trickle() -> None:
+        for byte in body:  # one byte every 50 ms: the whole body would take over 5 s
+            writer.write(bytes([byte]))
+            await asyncio.sleep(0.05)
+
+    trickling = asyncio.create_task(trickle())
+    data, took = await read_until_closed(reader, within=4)
+    trickling.cancel()
+
+    # A 503, which Alertmanager and Knative retry; nothing half-read is published or dead-lettered.
+    assert data.startswith(b"HTTP/1.1 503") and b'"body_timeout"' in data
+    assert 0.9 < took < 2.0
+    assert ingress.published == [] and ingress.dead_lettered == []
+    writer.close()
+
+
+async def test_past_max_connections_new_ones_are_refused_until_some_go(serve, broker_settings, http):
+    ingress = RecordingIngress()
+    server = await serve(guarded(broker_settings, http_header_timeout_s=30, http_max_connections=2), ingress)
+    stalled = [await connect(server) for _ in range(2)]
+    for _, writer in stalled:
+        writer.write(b"POST / HTTP/1.1\r\n")
+        await writer.drain()
+    await asyncio.sleep(0.1)  # both admitted before the next one knocks
+
+    reader, writer = await connect(server)
+    data, took = await read_until_closed(reader, within=2)
+
+    assert data.startswith(b"HTTP/1.1 503") and took < 1
+    assert server.metrics.events.labels("other", "http_refused")._value.get() == 1
+    writer.close()
+    for _, stalled_writer in stalled:
+        stalled_writer.close()
+        await stalled_writer.wait_closed()
+    for _ in range(50):  # the server notices the closes on its next loop turns
+        try:
+            status, answer = await post(http, server.url + "/", ALERT, CE_HEADERS)
+        except aiohttp.ClientConnectionError:
+            status = 0
+        if status == 202:
+            break
+        await asyncio.sleep(0.02)
+    assert status == 202 and len(ingress.published) == 1
+
+
+async def test_normal_requests_pass_the_guard_even_when_the_publish_is_slow(serve, broker_settings, http):
+    # The publish outlasts the head deadline: that deadline must not run while a handler does.
+    ingress = RecordingIngress(delay=0.8)
+    server = await serve(guarded(broker_settings), ingress)
+
+    for _ in range(2):  # the second on the kept-alive connection, its head deadline restarted
+        status, answer = await post(http, server.url + "/", ALERT, CE_HEADERS)
+        assert (status, answer) == (202, {"accepted": "evt-1", "alerts": 1})
+    assert len(ingress.published) == 2
+    assert server.metrics.events.labels("other", "http_timeout")._value.get() == 0

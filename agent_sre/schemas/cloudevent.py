@@ -5,12 +5,16 @@ Inbound (see shared FORMATS.md), all normalised to one attribute dict:
 - `ce-` prefixed headers (the SDK's rabbitmq binding, HTTP binary mode);
 - the AMQP binding's `cloudEvents_` and `cloudEvents:` prefixes;
 - structured mode: content type `application/cloudevents+json`, attributes in the body.
+
+`decode_event` is the one inbound decoder: the HTTP ingress, the AMQP consumer, `dlq` and
+`select` all go through it, so an event one path accepts no other path refuses.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -25,6 +29,13 @@ from ..errors import InputError
 STRUCTURED_CONTENT_TYPE = "application/cloudevents"
 _PREFIXES = ("ce-", "cloudevents_", "cloudevents:")
 _SKIPPED = ("traceparent", "tracestate")
+_CORE_ATTRIBUTES = frozenset(
+    {"id", "source", "specversion", "type", "datacontenttype", "dataschema", "subject", "time"}
+)
+# The spec's attribute names: lower-case ASCII letters and digits, at most 20 of them.
+_EXTENSION_NAME = re.compile(r"[a-z0-9]{1,20}")
+# fromisoformat alone would also take a bare date, a missing offset or `20261121T100000`.
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -81,12 +92,43 @@ def decode_event(
         data = _structured_data(payload)
     else:
         data = payload
-    if not attributes.get("type"):
-        raise InputError("invalid_cloudevent", "no CloudEvent type: set the `type` (or ce-type) header")
     attributes.setdefault("specversion", "1.0")
     if not attributes.get("id"):
         attributes["id"] = message_id or hashlib.sha256(body).hexdigest()[:32]
+    check_attributes(attributes)
     return InboundEvent(attributes=attributes, data=data)
+
+
+def check_attributes(attributes: Mapping[str, str]) -> None:
+    """CloudEvents 1.0 rules for normalised attributes; InputError("invalid_cloudevent") if broken.
+
+    The clear messages come first; the SDK's own validation last, so that whatever is decoded
+    here `trigger_headers` can republish (the HTTP ingress does, unchecked).
+    """
+    for name in ("type", "source"):
+        if not attributes.get(name):
+            raise InputError("invalid_cloudevent", f"no CloudEvent {name}: set the `{name}` (or ce-{name}) header")
+    if attributes["specversion"] != "1.0":
+        raise InputError("invalid_cloudevent", f"specversion {attributes['specversion']!r} is not supported: send 1.0")
+    time = parse_time(attributes["time"]) if "time" in attributes else None
+    bad = sorted(name for name in attributes if name not in _CORE_ATTRIBUTES and not _EXTENSION_NAME.fullmatch(name))
+    if bad:
+        raise InputError(
+            "invalid_cloudevent",
+            f"{', '.join(map(repr, bad))} cannot be CloudEvent attribute names: use 1-20 lower-case letters or digits",
+        )
+    try:
+        CloudEvent({**attributes, **({"time": time} if time else {})})
+    except BaseCloudEventException as exc:
+        raise InputError("invalid_cloudevent", f"not a valid CloudEvent: {exc}") from exc
+
+
+def parse_time(text: str) -> datetime:
+    """An RFC 3339 timestamp, as the `time` attribute must be; InputError otherwise."""
+    time = _rfc3339(text)
+    if time is None:
+        raise InputError("invalid_cloudevent", f"time {text!r} is not an RFC 3339 timestamp such as 2026-11-21T10:00:01Z")
+    return time
 
 
 def trigger_headers(attributes: Mapping[str, Any]) -> dict[str, str]:
@@ -96,6 +138,8 @@ def trigger_headers(attributes: Mapping[str, Any]) -> dict[str, str]:
     """
     attrs = dict(attributes)
     attrs.setdefault("time", datetime.now(timezone.utc))
+    if isinstance(attrs["time"], str):  # an inbound event's time, checked by decode_event
+        attrs["time"] = _rfc3339(attrs["time"]) or attrs["time"]  # the SDK refuses one that is not
     try:
         event = CloudEvent(attrs)
     except BaseCloudEventException as exc:
@@ -106,6 +150,15 @@ def trigger_headers(attributes: Mapping[str, Any]) -> dict[str, str]:
             value = value.isoformat().replace("+00:00", "Z")
         headers["content-type" if name == "datacontenttype" else name] = str(value)
     return headers
+
+
+def _rfc3339(text: str) -> datetime | None:
+    if not _RFC3339.fullmatch(text):
+        return None
+    try:
+        return datetime.fromisoformat(text.upper())
+    except ValueError:  # the right shape but no such moment, e.g. month 13
+        return None
 
 
 def _parse_json(body: bytes) -> Any:
@@ -128,5 +181,6 @@ def _header_text(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     if isinstance(value, datetime):
-        return value.isoformat()
+        # An AMQP timestamp: seconds since the epoch, so UTC even when the client gave no zone.
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
     return str(value)
