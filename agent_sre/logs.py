@@ -18,9 +18,10 @@ from .errors import ConfigError
 
 MASK = "***"
 
-# scheme://user:password@host: the password goes, up to the last `@` (an unescaped `@` in a
-# password must not leak its tail); the user name stays, it helps debugging.
-_URL_PASSWORD = re.compile(r"(?P<keep>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^\s/]*(?=@)")
+# scheme://user:password@host: the password goes, whatever it holds (an unescaped `@`, `/` or
+# space too), up to the `@` before the host: the last one before the URL's end. The user name
+# stays, it helps debugging.
+_URL_PASSWORD = re.compile(r"(?P<keep>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:).*?(?=@[^\s@]*(?:\s|$))")
 _BEARER = re.compile(r"(?P<keep>\bbearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 _QUERY_SECRET = re.compile(r"(?P<keep>[?&](?:access_token|token|password|secret)=)[^&\s#]+", re.IGNORECASE)
 _PATTERNS = (_URL_PASSWORD, _BEARER, _QUERY_SECRET)

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     http_port: int = 8080
     http_token: SecretStr | None = None
     http_token_file: Path | None = None
+    # Slow clients: seconds for a request head (and an idle keep-alive), then for its body; open connections.
+    http_header_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    http_body_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    http_max_connections: int = Field(default=100, ge=1, le=10_000)
 
     # Selection
     selectors: CommaList = DEFAULT_SELECTORS
@@ -98,11 +102,24 @@ class Settings(BaseSettings):
     retry_base_delay_s: float = Field(default=1.0, gt=0)
     retry_max_delay_s: float = Field(default=60.0, gt=0)
 
-    # Rate limits and loop prevention (state is per process: each replica keeps its own)
+    # Rate limits, loop prevention and storm caps. Without a Redis URL the state is per process
+    # (each replica keeps its own); with one, every replica shares it.
     rate_limit_burst: int = Field(default=5, ge=1)
     rate_limit_per_minute: float = Field(default=2.0, gt=0)
     cooldown_s: float = Field(default=600.0, ge=0)
     dedup_ttl_s: float = Field(default=86_400.0, gt=0)
+    # Active remediations (anything but escalate), fleet-wide per minute and per message. Past
+    # either, an alert is suppressed as `storm`, and one escalate per storm window tells a human.
+    storm_per_minute: int = Field(default=30, ge=1)
+    storm_per_message: int = Field(default=10, ge=1)
+    storm_window_s: float = Field(default=600.0, gt=0)
+    redis_url: SecretStr | None = None  # e.g. redis://redis:6379/0
+    redis_url_file: Path | None = None
+    redis_prefix: str = Field(default="agent-sre", min_length=1)  # keys: {<prefix>}:...
+    redis_timeout_s: float = Field(default=2.0, gt=0)
+    # How long a replica's claim on an alert holds while it publishes: a replica killed mid-publish
+    # blocks that alert for at most this long. Must exceed the broker's confirm time.
+    claim_ttl_s: float = Field(default=45.0, gt=0)
 
     # Observability
     audit_log: Path | None = None  # None: audit records go to stdout with the logs
@@ -148,6 +165,8 @@ class Settings(BaseSettings):
             self.amqp_url = SecretStr(_read_secret(self.amqp_url_file, "AGENT_SRE_AMQP_URL_FILE"))
         if self.http_token_file is not None:
             self.http_token = SecretStr(_read_secret(self.http_token_file, "AGENT_SRE_HTTP_TOKEN_FILE"))
+        if self.redis_url_file is not None:
+            self.redis_url = SecretStr(_read_secret(self.redis_url_file, "AGENT_SRE_REDIS_URL_FILE"))
         if self.ai_api_key_file is not None:
             self.ai_api_key = SecretStr(_read_secret(self.ai_api_key_file, "AGENT_SRE_AI_API_KEY_FILE"))
         return self

@@ -146,7 +146,8 @@ async def run_side(name: str, url: str, args: argparse.Namespace, audit_dir: Pat
     settings = Settings(
         amqp_url=SecretStr(url), input_exchange=f"{prefix}.alerts", input_queue=f"{prefix}.alerts",
         output_exchange=f"{prefix}.triggers", selectors=["static"], prefetch=args.prefetch,
-        concurrency=args.concurrency, rate_limit_burst=10**9, cooldown_s=0, http_port=0,
+        concurrency=args.concurrency, rate_limit_burst=10**9, storm_per_minute=10**9, storm_per_message=10**9,
+        cooldown_s=0, http_port=0,
         http_host="127.0.0.1", audit_log=audit_dir / f"{name}.jsonl",
     )
     connection = await aio_pika.connect_robust(url)

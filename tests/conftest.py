@@ -84,3 +84,77 @@ async def amqp_connection(amqp_url: str) -> AsyncIterator[aio_pika.abc.AbstractR
     connection = await aio_pika.connect_robust(amqp_url)
     yield connection
     await connection.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """REDIS_URL, else the machine's Redis on 127.0.0.1:6379 (.ci/run starts it when it is down)."""
+    return os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
+    """A key prefix of the test's own; its keys are deleted after."""
+    import redis.asyncio as aioredis
+
+    prefix = f"test-{uuid.uuid4().hex[:10]}"
+    yield prefix
+    client = aioredis.Redis.from_url(redis_url)
+    async for key in client.scan_iter(match=f"{{{prefix}}}:*"):
+        await client.delete(key)
+    await client.aclose()
+
+
+class OwnRedis:
+    """A redis-server of the test's own on a free port, to stop and start: the shared one never is."""
+
+    def __init__(self, directory: str) -> None:
+        self.port = _free_port()
+        self.directory = directory
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import time
+
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self.directory],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not _port_open(self.port):
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+            self.process = None
+
+
+@pytest.fixture
+def own_redis(tmp_path) -> Iterator[OwnRedis]:
+    server = OwnRedis(str(tmp_path))
+    server.start()
+    yield server
+    server.stop()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent_sre.worker.limits import Cooldown, Limits, Reservation, TokenBucket, TtlSet
+from agent_sre.worker.limits import Cooldown, LimitSettings, MemoryLimits, Refusal, TokenBucket, TtlSet
 
 
 class FakeClock:
@@ -61,20 +61,44 @@ def test_ttl_set_forgets_after_the_ttl_and_beyond_its_size() -> None:
     assert "b" not in seen and "e" in seen
 
 
-def test_limits_suppress_by_cooldown_then_by_rate_and_a_release_restores_both() -> None:
-    clock = FakeClock()
-    limits = Limits.from_settings(cooldown_s=600, burst=2, per_minute=1, clock=clock)
-    first = limits.reserve("fp1", "pod-restart", "shop")
-    assert isinstance(first, Reservation)
-    assert limits.reserve("fp1", "pod-restart", "shop") == "cooldown"
-    assert isinstance(limits.reserve("fp2", "pod-restart", "shop"), Reservation)
-    assert limits.reserve("fp3", "pod-restart", "shop") == "rate_limit"
+def memory_limits(clock: FakeClock, **overrides: float) -> MemoryLimits:
+    options = {"cooldown_s": 600, "burst": 2, "per_minute": 1, "storm_per_minute": 100, "storm_window_s": 600,
+               "dedup_ttl_s": 3600, **overrides}
+    return MemoryLimits(LimitSettings(**options), clock=clock)  # type: ignore[arg-type]
+
+
+async def test_limits_suppress_by_cooldown_then_by_rate_and_a_release_restores_both() -> None:
+    limits = memory_limits(FakeClock())
+    first = await limits.reserve("e1/a", "fp1", "pod-restart", "shop", True)
+    assert not isinstance(first, Refusal)
+    assert await limits.reserve("e2/a", "fp1", "pod-restart", "shop", True) is Refusal.COOLDOWN
+    assert not isinstance(await limits.reserve("e1/b", "fp2", "pod-restart", "shop", True), Refusal)
+    assert await limits.reserve("e1/c", "fp3", "pod-restart", "shop", True) is Refusal.RATE_LIMIT
     # A rate-limited alert did not trigger, so it does not start a cooldown either.
-    assert isinstance(limits.reserve("fp3", "pod-restart", "other-ns"), Reservation), "buckets are per namespace"
-    first.release()
-    first.release()  # releasing twice gives back one token only
-    assert isinstance(limits.reserve("fp1", "pod-restart", "shop"), Reservation)
-    assert limits.reserve("fp4", "pod-restart", "shop") == "rate_limit"
+    assert not isinstance(await limits.reserve("e1/c", "fp3", "pod-restart", "other-ns", True), Refusal), "per namespace"
+    await first.release()
+    await first.release()  # releasing twice gives back one token only
+    assert not isinstance(await limits.reserve("e1/a", "fp1", "pod-restart", "shop", True), Refusal)
+    assert await limits.reserve("e1/d", "fp4", "pod-restart", "shop", True) is Refusal.RATE_LIMIT
+
+
+async def test_a_committed_event_is_a_duplicate_and_the_storm_cap_counts_only_active_functions() -> None:
+    clock = FakeClock()
+    limits = memory_limits(clock, cooldown_s=0, burst=100, per_minute=100, storm_per_minute=2)
+    claim = await limits.reserve("e1/a", "fp1", "pod-restart", "shop", True)
+    assert not isinstance(claim, Refusal)
+    assert await limits.check("e1/a", "fp1") is Refusal.DUPLICATE, "in progress: a concurrent copy waits for nothing"
+    await claim.commit()
+    assert await limits.check("e1/a", "fp1") is Refusal.DUPLICATE
+    assert await limits.check("e2/a", "fp1") is None, "no cooldown: a new event of the alert may trigger"
+    assert not isinstance(await limits.reserve("e1/b", "fp2", "pod-restart", "shop", True), Refusal)
+    assert await limits.reserve("e1/c", "fp3", "pod-restart", "shop", True) is Refusal.STORM
+    assert not isinstance(await limits.reserve("e1/c", "fp3", "escalate", "shop", False), Refusal)
+    assert await limits.claim_storm_escalation() and not await limits.claim_storm_escalation()
+    await limits.release_storm_escalation()
+    assert await limits.claim_storm_escalation()
+    clock.now += 30  # half a minute refills one of the two storm tokens
+    assert not isinstance(await limits.reserve("e1/d", "fp4", "pod-restart", "shop", True), Refusal)
 
 
 def test_the_cooldown_forgets_expired_keys_as_it_goes() -> None:

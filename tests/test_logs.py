@@ -90,7 +90,11 @@ def test_an_unknown_level_says_what_to_set():
         ("amqps://user:p@ss@host/vhost", "amqps://user:***@host/vhost"),
         ("https://x:y@example.com/hook?token=abc&a=1", "https://x:***@example.com/hook?token=***&a=1"),
         ("amqp://127.0.0.1:5672/", "amqp://127.0.0.1:5672/"),
-        ("http://host:8080/path@part", "http://host:8080/path@part"),
+        # An unencoded space or / in a password still goes; a port and path before an @ go with it
+        ("amqp://u:my pa/ss@rabbit:5672/ failed", "amqp://u:***@rabbit:5672/ failed"),
+        ("redis://:s p@ce@redis:6379/0", "redis://:***@redis:6379/0"),
+        ("http://host:8080/path@part", "http://host:***@part"),
+        ("amqp://u:p@host failed for ops@example.com", "amqp://u:***@host failed for ops@example.com"),
     ],
 )
 def test_mask_url(url, masked):

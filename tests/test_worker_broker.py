@@ -318,7 +318,8 @@ async def test_the_worker_reconnects_after_losing_its_connection(start_worker) -
 
 async def test_no_alert_is_lost_when_the_connection_drops_while_confirms_are_pending(start_worker) -> None:
     # Given a worker in the middle of a stream of alerts, each a different pod
-    harness = await start_worker(rate_limit_burst=10_000, rate_limit_per_minute=10_000, concurrency=32)
+    harness = await start_worker(rate_limit_burst=10_000, rate_limit_per_minute=10_000, storm_per_minute=10_000,
+                                 concurrency=32)
     pods = {f"api-{n}" for n in range(1500)}
     for pod in sorted(pods):
         await harness.send(crash_loop(pod))

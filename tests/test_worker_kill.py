@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import aio_pika
+import aiohttp
 import orjson
 import pytest
 
@@ -17,45 +15,23 @@ from agent_sre.cli.send import Encoding, encode_event
 from agent_sre.settings import DEFAULT_EVENT_TYPE, Settings
 from agent_sre.worker.topology import declare, dlq_name
 
+from processes import start_worker_process as _start
+from processes import wait_for_count as _wait_for_count
+
 pytestmark = pytest.mark.broker
 
 N = 500
 
 
-def _worker_env(settings: Settings, audit: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_SRE_")}
-    env.update(
-        AGENT_SRE_AMQP_URL=settings.require_amqp_url(),
-        AGENT_SRE_INPUT_EXCHANGE=settings.input_exchange,
-        AGENT_SRE_INPUT_QUEUE=settings.input_queue,
-        AGENT_SRE_OUTPUT_EXCHANGE=settings.output_exchange,
-        AGENT_SRE_RETRY_BASE_DELAY_S=str(settings.retry_base_delay_s),
-        AGENT_SRE_RETRY_MAX_DELAY_S=str(settings.retry_max_delay_s),
-        AGENT_SRE_RETRY_MAX_ATTEMPTS=str(settings.retry_max_attempts),
-        AGENT_SRE_PREFETCH="4",
-        AGENT_SRE_CONCURRENCY="4",
-        AGENT_SRE_RATE_LIMIT_BURST="100000",
-        AGENT_SRE_HTTP_PORT="0",
-        AGENT_SRE_HTTP_HOST="127.0.0.1",
-        AGENT_SRE_AUDIT_LOG=str(audit),
-        AGENT_SRE_LOG_LEVEL="WARNING",
-        AGENT_SRE_SELECTORS="static,rules",
-    )
-    return env
-
-
-def _start(settings: Settings, tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        ["agent-sre", "run"],
-        env=_worker_env(settings, tmp_path / f"{name}.audit.jsonl"),
-        cwd=tmp_path,  # no stray .env file is read
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / f"{name}.log", "wb"),
-    )
-
-
-async def test_sigkill_mid_batch_loses_no_alert(broker_settings: Settings, tmp_path: Path) -> None:
+@pytest.mark.parametrize("state", ["memory", "redis"])
+async def test_sigkill_mid_batch_loses_no_alert(
+    broker_settings: Settings, tmp_path: Path, state: str, redis_url: str, redis_prefix: str
+) -> None:
     settings = broker_settings
+    # With Redis, the killed worker's claims outlive it, for AGENT_SRE_CLAIM_TTL_S: the second one
+    # must wait them out, never take them for a published alert.
+    shared = {"AGENT_SRE_REDIS_URL": redis_url, "AGENT_SRE_REDIS_PREFIX": redis_prefix, "AGENT_SRE_CLAIM_TTL_S": "2"}
+    extra = shared if state == "redis" else {}
     connection = await aio_pika.connect(settings.require_amqp_url())
     async with connection:
         channel = await connection.channel()
@@ -73,7 +49,7 @@ async def test_sigkill_mid_batch_loses_no_alert(broker_settings: Settings, tmp_p
             await topology.input_exchange.publish(message, routing_key="")
 
         # When the worker is killed after some, but not all, triggers went out
-        first = _start(settings, tmp_path, "first")
+        first = _start(settings, tmp_path, "first", **extra)
         try:
             published = await _wait_for_count(channel, capture.name, lambda count: count >= 25, timeout_s=30)
         finally:
@@ -82,7 +58,7 @@ async def test_sigkill_mid_batch_loses_no_alert(broker_settings: Settings, tmp_p
         assert published < N, "the worker finished before it was killed; raise N"
 
         # Then a second worker finishes the batch, and every alert has its trigger
-        second = _start(settings, tmp_path, "second")
+        second = _start(settings, tmp_path, "second", **extra)
         try:
             correlation_ids: set[str] = set()
             deliveries = 0
@@ -106,15 +82,34 @@ async def test_sigkill_mid_batch_loses_no_alert(broker_settings: Settings, tmp_p
         assert N <= deliveries <= N + 4
 
 
-async def _wait_for_count(
-    channel: aio_pika.abc.AbstractChannel, queue: str, done: Callable[[int], bool], timeout_s: float
-) -> int:
-    """Poll a queue's ready-message count until `done(count)`."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        declared = await channel.declare_queue(queue, passive=True)
-        count = declared.declaration_result.message_count or 0
-        if done(count):
-            return count
-        assert asyncio.get_running_loop().time() < deadline, f"{queue} stuck at {count} messages"
-        await asyncio.sleep(0.01)
+async def test_sigterm_while_models_load_stops_the_worker_at_once(broker_settings: Settings, tmp_path: Path) -> None:
+    # Given a worker loading the default chain's models with a cold cache (a minute or more here)
+    from conftest import _free_port
+
+    port = _free_port()
+    worker = _start(broker_settings, tmp_path, "loading", AGENT_SRE_SELECTORS="static,known,trm,rag,fewshot,rules",
+                    AGENT_SRE_RETRIEVAL_CACHE_DIR=str(tmp_path / "cold-cache"), AGENT_SRE_HTTP_PORT=str(port))
+    try:
+        async with aiohttp.ClientSession() as http:
+            deadline = asyncio.get_running_loop().time() + 60
+            while True:  # the HTTP side answers first, while the models load
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
+                        assert response.status == 503, "already ready: the load was too quick to test"
+                        break
+                except aiohttp.ClientConnectionError:
+                    assert worker.poll() is None, (tmp_path / "loading.log").read_text()
+                    assert asyncio.get_running_loop().time() < deadline
+                    await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)
+        # When SIGTERM arrives mid-load
+        started = asyncio.get_running_loop().time()
+        worker.send_signal(signal.SIGTERM)
+        # Then it exits cleanly within seconds, not after the load
+        code = await asyncio.get_running_loop().run_in_executor(None, worker.wait, 15)
+        assert code == 0, (tmp_path / "loading.log").read_text()
+        assert asyncio.get_running_loop().time() - started < 10
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(10)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 from typing import Annotated, Any
 
 import typer
 from aiormq.exceptions import AMQPConnectionError
 from yarl import URL
 
-from ..errors import AgentSreError
+from ..errors import AgentSreError, TransientError
 from ..logs import mask_url, setup_logging
 from ..worker.app import Worker
 from .common import fail, load_settings
@@ -28,13 +30,20 @@ def run(
     try:
         url = settings.require_amqp_url()
         setup_logging(settings.log_level)
-        asyncio.run(Worker(settings).run())
+        cut_short = asyncio.run(Worker(settings).run())
+    except TransientError as exc:  # e.g. the broker is down: worth restarting, nothing to fix in the config
+        fail(str(exc), 1)
     except AgentSreError as exc:
         fail(str(exc))
     except (AMQPConnectionError, ConnectionError) as exc:
         fail(f"cannot reach the broker at {_where(url)}: {exc}; check AGENT_SRE_AMQP_URL and that RabbitMQ runs")
     except OSError as exc:
         fail(f"cannot start: {exc}", 1)
+    if cut_short:
+        # Stopped while loading models: nothing was consumed and the connection is closed, but the
+        # model thread may still be loading, and a normal exit would wait for it. SIGTERM wins.
+        logging.shutdown()
+        os._exit(0)
 
 
 def _where(url: str) -> str:

@@ -8,31 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
-import socket
 from collections.abc import Mapping
 from typing import Any
 
-import aio_pika
 from aio_pika.abc import AbstractRobustConnection
 
-from ..errors import TransientError
+from ..errors import ConfigError, TransientError
 from ..schemas.catalog import load_catalog
 from ..selectors.base import Selector, SelectorContext, close_selectors, create_selectors, start_selectors
 from ..selectors.chain import Chain
 from ..settings import Settings
 from .audit import AuditLog
+from .connection import connect
 from .consumer import Consumer, Pipeline
-from .limits import Limits
+from .limits import Limits, LimitSettings, MemoryLimits
 from .metrics import Metrics
 from .publisher import Publisher
+from .shared import RedisLimits
 from .topology import declare
 
 log = logging.getLogger(__name__)
-
-# Short: while reconnecting, deliveries wait in the queue and /readyz says not ready.
-_RECONNECT_INTERVAL_S = 2.0
 
 
 class Worker:
@@ -44,6 +40,7 @@ class Worker:
         self.publisher: Publisher | None = None
         self.consumer: Consumer | None = None
         self.http_port: int | None = None
+        self.limits: Limits | None = None
         self._selectors: list[Selector] = []
         self._selectors_started = False
         self._queue: Any = None
@@ -67,19 +64,15 @@ class Worker:
         catalog = load_catalog(settings.catalog_path)
         self._selectors = create_selectors(settings.selectors, SelectorContext(settings, catalog))
         await self._start_http()  # first, so liveness answers while the broker and models load
-        self.connection = await aio_pika.connect_robust(
-            settings.require_amqp_url(),
-            reconnect_interval=_RECONNECT_INTERVAL_S,
-            client_properties={"connection_name": f"agent-sre {socket.gethostname()} {os.getpid()}"},
-        )
+        self.connection = await connect(settings, "worker", robust=True)
         publish_channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
         topology = await declare(publish_channel, settings)
         self.publisher = Publisher(topology, settings)
         await start_selectors(self._selectors)
         self._selectors_started = True
         chain = Chain(self._selectors, catalog, settings, observer=self.metrics)
-        limits = Limits.from_settings(settings.cooldown_s, settings.rate_limit_burst, settings.rate_limit_per_minute)
-        pipeline = Pipeline(settings, chain, limits, self.publisher, self.metrics, self.audit)
+        self.limits = await build_limits(settings)
+        pipeline = Pipeline(settings, chain, self.limits, self.publisher, self.metrics, self.audit)
         self.consumer = Consumer(pipeline, self.publisher, self.metrics, settings)
         consume_channel = await self.connection.channel(publisher_confirms=False)
         await consume_channel.set_qos(prefetch_count=settings.prefetch)
@@ -106,18 +99,35 @@ class Worker:
         if self.connection is not None:
             await self.connection.close()
         await close_selectors(self._selectors)
+        if self.limits is not None:
+            await self.limits.close()
         self.audit.close()
 
-    async def run(self) -> None:
-        """Start, then serve until SIGTERM or SIGINT (or `request_stop`), then stop cleanly."""
+    async def run(self) -> bool:
+        """Start, then serve until SIGTERM or SIGINT (or `request_stop`), then stop cleanly.
+
+        A stop asked for during start-up (connecting, loading models) is honoured at once: the
+        start is cancelled. Returns whether it was, since a model load already running on the
+        model thread cannot be interrupted: the caller may exit without waiting for it.
+        """
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
+        starting = asyncio.ensure_future(self.start())
+        stopping = asyncio.ensure_future(self._stop.wait())
         try:
-            await self.start()
-            await self._stop.wait()
+            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():
+                log.info("stop requested during start-up; not starting")
+                starting.cancel()
+                await asyncio.gather(starting, return_exceptions=True)
+                return True
+            starting.result()  # a failed start raises here
+            await stopping
             log.info("stopping")
+            return False
         finally:
+            stopping.cancel()
             await self.stop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
@@ -145,3 +155,27 @@ class Worker:
         self._http_runner = await http.start_http(app, self.settings.http_host, self.settings.http_port)
         self.http_port = http.bound_port(self._http_runner)
         log.info("HTTP ingress on %s:%d", self.settings.http_host, self.http_port)
+
+
+async def build_limits(settings: Settings) -> Limits:
+    """In Redis when AGENT_SRE_REDIS_URL is set (shared by every replica), else in this process."""
+    limits = LimitSettings.of(settings)
+    if settings.redis_url is None:
+        return MemoryLimits(limits)
+    try:
+        shared = RedisLimits.from_url(
+            settings.redis_url.get_secret_value(), settings.redis_timeout_s, limits,
+            prefix=settings.redis_prefix, claim_ttl_s=settings.claim_ttl_s,
+        )
+    except ValueError as exc:
+        raise ConfigError(
+            "AGENT_SRE_REDIS_URL(_FILE) is not a Redis URL: expected redis://[:PASSWORD@]HOST[:PORT][/DB] "
+            "(or rediss:// or unix://), with special characters in the password percent-encoded"
+        ) from exc
+    try:
+        await shared.ping()
+        log.info("limits shared in Redis (prefix %s)", settings.redis_prefix)
+    except TransientError as exc:
+        # Not fatal: nothing acts without its claim, so alerts wait in the retry queues meanwhile.
+        log.warning("%s; alerts are retried until it answers", exc)
+    return shared

@@ -9,23 +9,53 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
 from ..errors import InputError, TransientError
 from ..schemas.alert import Alert, parse_alerts
+from ..schemas.catalog import ESCALATE
 from ..schemas.cloudevent import InboundEvent, decode_event
+from ..schemas.decision import Decision
 from ..selectors.chain import Chain
 from ..settings import Settings
 from .audit import AuditLog
 from .deadletter import attempts_of
-from .limits import Limits, TtlSet
+from .limits import Claim, Limits, Refusal
 from .metrics import Metrics
 from .publisher import Publisher
 
 log = logging.getLogger(__name__)
+
+
+class Action(str, Enum):
+    """What became of one alert: the `action` of its audit record (one record per alert)."""
+
+    PUBLISHED = "published"
+    RESOLVED = "resolved"
+    IGNORED = "ignored"
+    NO_DECISION = "no_decision"
+    RETRY = "retry"  # the trigger (or the shared state) failed: the message is retried
+    DUPLICATE = Refusal.DUPLICATE.value
+    BUSY = Refusal.BUSY.value  # another replica is publishing it: the message is looked at again
+    SUPPRESSED_COOLDOWN = f"suppressed:{Refusal.COOLDOWN.value}"
+    SUPPRESSED_RATE_LIMIT = f"suppressed:{Refusal.RATE_LIMIT.value}"
+    SUPPRESSED_STORM = f"suppressed:{Refusal.STORM.value}"
+
+    @classmethod
+    def of(cls, refusal: Refusal) -> Action:
+        if refusal in (Refusal.DUPLICATE, Refusal.BUSY):
+            return cls(refusal.value)
+        return cls(f"suppressed:{refusal.value}")
+
+
+# Whose records wait for the message's settlement, so that the record says what became of it.
+_SETTLED_LATER = (Action.NO_DECISION, Action.RETRY, Action.BUSY)
 
 
 @dataclass
@@ -37,6 +67,9 @@ class Verdict:
     invalid: tuple[str, str] | None = None  # (dead-letter reason, error) for bad input
     publish_error: str | None = None  # set when some trigger could not be published
     undecided: list[str] = field(default_factory=list)
+    busy: list[str] = field(default_factory=list)  # alerts another replica holds
+    actions: int = 0  # active remediations this message triggered (the per-message storm cap)
+    records: list[dict[str, Any]] = field(default_factory=list)  # audit records written at settlement
 
 
 class Pipeline:
@@ -50,17 +83,17 @@ class Pipeline:
         publisher: Publisher,
         metrics: Metrics,
         audit: AuditLog,
-        published: TtlSet | None = None,
     ) -> None:
         self.accepted_types = set(settings.accepted_types)
         self.max_event_bytes = settings.max_event_bytes
+        self.storm_per_message = settings.storm_per_message
+        self.storm_per_minute = settings.storm_per_minute
         self.chain = chain
         self.limits = limits
         self.publisher = publisher
         self.metrics = metrics
         self.audit = audit
-        self.published = published if published is not None else TtlSet(settings.dedup_ttl_s)
-        self._in_progress: set[tuple[str, str]] = set()
+        self._deciding = _KeyedLocks()
 
     async def process(self, message: AbstractIncomingMessage) -> Verdict:
         verdict = Verdict()
@@ -84,70 +117,144 @@ class Pipeline:
             await self._handle_alert(event, alert, verdict)
         return verdict
 
+    def settled(self, verdict: Verdict, **outcome: Any) -> None:
+        """Write the records that waited for the message's settlement, with what became of it."""
+        for record in verdict.records:
+            self._write({**record, **outcome})
+        verdict.records.clear()
+
     async def _handle_alert(self, event: InboundEvent, alert: Alert, verdict: Verdict) -> None:
         if not alert.firing:
-            self._audit(event, alert, "resolved")
+            self._audit(verdict, event, alert, Action.RESOLVED)
             return
-        key = (event.id, alert.correlation_id)
-        # A redelivered (or concurrently delivered) event never publishes the same alert twice.
-        if key in self.published or key in self._in_progress:
-            self._audit(event, alert, "duplicate")
-            return
-        # A repeat (Alertmanager's repeat_interval, an HA pair, a storm) of an alert in its cooldown
-        # would only be suppressed after the chain: suppress it before, at no model time.
-        if self.limits.cooling(alert.identity):
-            self.metrics.suppressed("cooldown")
-            self._audit(event, alert, "suppressed:cooldown", reason="in its cooldown; the selectors were not asked")
-            return
-        self._in_progress.add(key)
-        try:
-            decision = await self.chain.decide(alert)
-            if decision.ignored:  # needs nobody: acked, audited and counted, never dead-lettered
-                self.metrics.ignored()
-                self._audit(event, alert, "ignored", decision=decision.model_dump(mode="json"))
-                return
-            if not decision.decided:
-                verdict.undecided.append(alert.alertname)
-                self._audit(event, alert, "no_decision", decision=decision.model_dump(mode="json"))
-                return
-            function = decision.lambda_function or ""
-            reservation = self.limits.reserve(alert.identity, function, decision.parameters.get("namespace", ""))
-            if isinstance(reservation, str):
-                self.metrics.suppressed(reservation)
-                self._audit(event, alert, f"suppressed:{reservation}", decision=decision.model_dump(mode="json"))
-                return
+        # One decision per alert at a time in this process: a concurrent repeat waits, then finds
+        # the cooldown started, instead of running the selectors again.
+        async with self._deciding.hold(alert.identity):
             try:
-                trigger_id = await self.publisher.trigger(alert, decision)
-            except TransientError as exc:
-                reservation.release()
+                await self._decide_and_publish(event, alert, verdict)
+            except TransientError as exc:  # the shared state is unreachable: never act without it
                 verdict.publish_error = str(exc)
-                self._audit(event, alert, "retry", decision=decision.model_dump(mode="json"), error=str(exc))
-                return
-            except BaseException:
-                # Cancelled (shutdown) or broken mid-publish: the message is not acked and comes back,
-                # and must then find the cooldown free, or the alert would be suppressed and lost.
-                reservation.release()
-                raise
-            self.published.add(key)
-            self.metrics.trigger_published(function)
-            self._audit(event, alert, "published", decision=decision.model_dump(mode="json"), trigger_id=trigger_id)
-        finally:
-            self._in_progress.discard(key)
+                self._audit(verdict, event, alert, Action.RETRY, error=str(exc))
 
-    def _audit(self, event: InboundEvent, alert: Alert, action: str, **extra: Any) -> None:
+    async def _decide_and_publish(self, event: InboundEvent, alert: Alert, verdict: Verdict) -> None:
+        key = f"{event.id}/{alert.correlation_id}"
+        # A redelivery, or a repeat in the cooldown (Alertmanager's repeat_interval, an HA pair, a
+        # storm), is settled before the selectors: a repeat costs no model time.
+        if refusal := await self.limits.check(key, alert.identity):
+            self._refused(verdict, event, alert, refusal, reason="the selectors were not asked")
+            return
+        decision = await self.chain.decide(alert)
+        dump = decision.model_dump(mode="json")
+        if decision.ignored:  # needs nobody: acked, audited and counted, never dead-lettered
+            self.metrics.ignored()
+            self._audit(verdict, event, alert, Action.IGNORED, decision=dump)
+            return
+        if not decision.decided:
+            verdict.undecided.append(alert.alertname)
+            self._audit(verdict, event, alert, Action.NO_DECISION, decision=dump)
+            return
+        function = decision.lambda_function or ""
+        active = function != ESCALATE
+        if active and verdict.actions >= self.storm_per_message:
+            claim: Claim | Refusal = Refusal.STORM
+            why = f"this message already triggered {self.storm_per_message} remediations (AGENT_SRE_STORM_PER_MESSAGE)"
+        else:
+            claim = await self.limits.reserve(key, alert.identity, function, decision.parameters.get("namespace", ""), active)
+            why = f"more than {self.storm_per_minute} remediations a minute (AGENT_SRE_STORM_PER_MINUTE)"
+        if isinstance(claim, Refusal):
+            storm_trigger = await self._escalate_storm(alert, why) if claim is Refusal.STORM else None
+            extra = {"storm_escalation": storm_trigger} if storm_trigger else {}
+            self._refused(verdict, event, alert, claim, decision=dump, **extra)
+            return
+        try:
+            trigger_id = await self.publisher.trigger(alert, decision)
+        except TransientError as exc:
+            await claim.release()
+            verdict.publish_error = str(exc)
+            self._audit(verdict, event, alert, Action.RETRY, decision=dump, error=str(exc))
+            return
+        except BaseException:
+            # Cancelled (shutdown) or broken mid-publish: the message is not acked and comes back,
+            # and must then find the cooldown free, or the alert would be suppressed and lost.
+            await claim.release()
+            raise
+        if active:
+            verdict.actions += 1
+        try:
+            await claim.commit()
+        except TransientError as exc:
+            # Published all the same: retrying would trigger twice. The claim expires on its own.
+            log.warning("trigger %s published, but its cooldown could not be recorded: %s", trigger_id, exc)
+        self.metrics.trigger_published(function)
+        self._audit(verdict, event, alert, Action.PUBLISHED, decision=dump, trigger_id=trigger_id)
+
+    async def _escalate_storm(self, alert: Alert, why: str) -> str | None:
+        """One escalate per storm window, fleet-wide, instead of one per suppressed alert."""
+        if not await self.limits.claim_storm_escalation():
+            return None
+        decision = Decision(
+            lambda_function=ESCALATE,
+            confidence=1.0,
+            method="storm",
+            reasoning=f"alert storm: {why}; remediations past the cap are suppressed, this alert was the first",
+        )
+        try:
+            trigger_id = await self.publisher.trigger(alert, decision)
+        except BaseException:
+            await self.limits.release_storm_escalation()  # the next alert refused for the storm tries again
+            raise
+        self.metrics.trigger_published(ESCALATE)
+        log.warning("alert storm: escalated once (%s); %s", trigger_id, why)
+        return trigger_id
+
+    def _refused(self, verdict: Verdict, event: InboundEvent, alert: Alert, refusal: Refusal, **extra: Any) -> None:
+        if refusal is Refusal.BUSY:
+            verdict.busy.append(alert.alertname)
+        elif refusal is not Refusal.DUPLICATE:
+            self.metrics.suppressed(refusal.value)
+        self._audit(verdict, event, alert, Action.of(refusal), **extra)
+
+    def _audit(self, verdict: Verdict, event: InboundEvent, alert: Alert, action: Action, **extra: Any) -> None:
         record = {
             "event_id": event.id,
             "correlation_id": alert.correlation_id,
             "fingerprint": alert.identity,
             "alertname": alert.alertname,
             "labels": alert.labels,
-            "action": action,
+            "action": action.value,
             **extra,
         }
+        if action in _SETTLED_LATER:
+            verdict.records.append(record)
+        else:
+            self._write(record)
+
+    def _write(self, record: dict[str, Any]) -> None:
         try:
             self.audit.write(record)
         except Exception:  # isolation point: a full disk must not change what happens to the alert
-            log.exception("audit write failed for %s", alert.alertname)
+            log.exception("audit write failed for %s", record.get("alertname"))
+
+
+class _KeyedLocks:
+    """An asyncio lock per key, kept only while someone holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
 
 class Consumer:
@@ -188,22 +295,31 @@ class Consumer:
         except Exception as exc:  # isolation point: one bad message must not stop the consumer
             log.exception("handling message %s failed", message.message_id)
             verdict = Verdict(invalid=("internal_error", f"{type(exc).__name__}: {exc}"))
+        # Shielded: a shutdown that cancels this task must not leave a settlement half done (a
+        # retry copy published but the message not acked would then come back twice).
+        await asyncio.shield(self._settle_and_ack(message, verdict))
+
+    async def _settle_and_ack(self, message: AbstractIncomingMessage, verdict: Verdict) -> None:
         try:
-            outcome = await self._settle(message, verdict)
+            outcome, fate = await self._settle(message, verdict)
             await message.ack()
         except TransientError as exc:
             log.warning("message %s requeued: %s", message.message_id, exc)
             self.metrics.event(verdict.type_label, "requeued")
+            self.pipeline.settled(verdict, message="requeued", error=str(exc))
             await _requeue(message)
             return
-        except Exception:  # isolation point: the broker redelivers an unacked message
+        except Exception as exc:  # isolation point: the broker redelivers an unacked message
             log.exception("settling message %s failed", message.message_id)
+            self.pipeline.settled(verdict, message="requeued", error=f"{type(exc).__name__}: {exc}")
             await _requeue(message)
             return
+        self.pipeline.settled(verdict, **fate)
         self.metrics.event(verdict.type_label, outcome)
 
-    async def _settle(self, message: AbstractIncomingMessage, verdict: Verdict) -> str:
-        """Publish the retry copy or the dead letter the verdict calls for; return the outcome."""
+    async def _settle(self, message: AbstractIncomingMessage, verdict: Verdict) -> tuple[str, dict[str, Any]]:
+        """Publish the retry copy or the dead letter the verdict calls for. Returns the outcome (the
+        metric's label) and what became of the message, for the audit records that waited for it."""
         attempts = attempts_of(message.headers) + 1
         names = verdict.alertnames
         if verdict.publish_error is not None:
@@ -212,22 +328,30 @@ class Consumer:
             queue = await self.publisher.retry(message, attempts, verdict.publish_error, names)
             self.metrics.retry("publish_failed")
             log.info("message %s: attempt %d failed, retrying through %s", message.message_id, attempts, queue)
-            return "retry"
+            return "retry", {"message": "retry", "attempt": attempts, "queue": queue}
         if verdict.invalid is not None:
             reason, error = verdict.invalid
-            return await self._dead_letter(message, reason, error, attempts, names)
+            outcome, fate = await self._dead_letter(message, reason, error, attempts, names)
+            self.pipeline.settled(Verdict(records=[{"message_id": message.message_id, "action": "invalid", "error": error}]), **fate)
+            return outcome, fate
+        if verdict.busy:
+            # Another replica holds these alerts' claims; not a failure, so no attempt is counted.
+            error = f"another replica is publishing {', '.join(verdict.busy)}"
+            queue = await self.publisher.retry(message, attempts - 1, error, names, reason="busy")
+            self.metrics.retry("busy")
+            return "busy", {"message": "busy", "queue": queue}
         if verdict.undecided:
             error = f"no selector decided for {', '.join(verdict.undecided)}"
             return await self._dead_letter(message, "no_decision", error, attempts, names)
-        return "processed"
+        return "processed", {}
 
     async def _dead_letter(
         self, message: AbstractIncomingMessage, reason: str, error: str, attempts: int, names: list[str]
-    ) -> str:
+    ) -> tuple[str, dict[str, Any]]:
         await self.publisher.dead_letter(message, reason, error, attempts, names)
         self.metrics.dead_letter(reason)
         log.warning("message %s dead-lettered: %s: %s", message.message_id, reason, error)
-        return reason
+        return reason, {"message": "dead_lettered", "dead_letter_reason": reason}
 
 
 async def _requeue(message: AbstractIncomingMessage) -> None:

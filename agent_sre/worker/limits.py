@@ -1,7 +1,10 @@
-"""Rate limits and loop prevention, kept in this process (each replica has its own state).
+"""What an alert must get past before its trigger is published: deduplication, its cooldown, a
+token bucket per (function, namespace) and the storm caps.
 
-Every check is a reservation: the caller takes it before publishing and gives it back when the
-publish fails, so a retried message is never suppressed by its own earlier attempt.
+Two backends behave the same: `MemoryLimits`, this process's memory (one replica), and
+`agent_sre.worker.shared.RedisLimits`, Redis (any number of replicas). Each hands out a `Claim`
+before the publish: `commit` once the broker confirmed the trigger, `release` when it was not
+published, so a retried message is never suppressed by its own earlier attempt.
 """
 
 from __future__ import annotations
@@ -9,9 +12,48 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 Clock = Callable[[], float]
+
+
+class Refusal(str, Enum):
+    """Why an alert's trigger is not published now."""
+
+    DUPLICATE = "duplicate"  # this event's alert was already published (a redelivery, an HA copy)
+    COOLDOWN = "cooldown"  # the alert triggered within its cooldown
+    BUSY = "busy"  # another replica is publishing it right now: look again shortly
+    RATE_LIMIT = "rate_limit"  # this function in this namespace has no token left
+    STORM = "storm"  # past the cap on active remediations per minute (or per message)
+
+
+class Claim(Protocol):
+    async def commit(self) -> None:
+        """The trigger was confirmed: start the cooldown and remember the event."""
+
+    async def release(self) -> None:
+        """The trigger was not published: give everything back (idempotent)."""
+
+
+class Limits(Protocol):
+    async def check(self, event_key: str, fingerprint: str) -> Refusal | None:
+        """Before the selectors run: a repeat or a redelivery then costs no model time."""
+
+    async def reserve(self, event_key: str, fingerprint: str, function: str, namespace: str, active: bool) -> Claim | Refusal:
+        """A claim, or why not. `active`: the function changes something, so the storm cap applies."""
+
+    async def claim_storm_escalation(self) -> bool:
+        """True for the one caller, fleet-wide, that escalates the current storm."""
+
+    async def release_storm_escalation(self) -> None:
+        """That escalation was not published: the next alert refused for the storm tries again."""
+
+    async def close(self) -> None: ...
 
 
 class TokenBucket:
@@ -108,45 +150,87 @@ class TtlSet:
             self._expiry.popitem(last=False)
 
 
-@dataclass
-class Reservation:
-    """What one alert holds while its trigger is being published."""
+@dataclass(frozen=True)
+class LimitSettings:
+    """What both backends enforce (AGENT_SRE_COOLDOWN_S, _RATE_LIMIT_*, _STORM_*, _DEDUP_TTL_S)."""
 
-    limits: Limits
-    fingerprint: str
-    bucket_key: tuple[str, str]
-    released: bool = field(default=False)
-
-    def release(self) -> None:
-        if not self.released:
-            self.released = True
-            self.limits.cooldown.release(self.fingerprint)
-            self.limits.bucket.give_back(self.bucket_key)
-
-
-class Limits:
-    """Cooldown per alert fingerprint, then a token bucket per (function, namespace)."""
-
-    def __init__(self, cooldown: Cooldown, bucket: TokenBucket) -> None:
-        self.cooldown = cooldown
-        self.bucket = bucket
+    cooldown_s: float
+    burst: int
+    per_minute: float
+    storm_per_minute: int
+    storm_window_s: float
+    dedup_ttl_s: float
 
     @classmethod
-    def from_settings(cls, cooldown_s: float, burst: int, per_minute: float, clock: Clock = time.monotonic) -> Limits:
-        return cls(Cooldown(cooldown_s, clock), TokenBucket(burst, per_minute, clock))
+    def of(cls, settings: Settings) -> LimitSettings:
+        return cls(
+            cooldown_s=settings.cooldown_s,
+            burst=settings.rate_limit_burst,
+            per_minute=settings.rate_limit_per_minute,
+            storm_per_minute=settings.storm_per_minute,
+            storm_window_s=settings.storm_window_s,
+            dedup_ttl_s=settings.dedup_ttl_s,
+        )
 
-    def cooling(self, fingerprint: str) -> bool:
-        """Whether this alert triggered (or is being triggered) within the cooldown: a repeat then
-        costs no selector's time."""
-        return self.cooldown.cooling(fingerprint)
 
-    def reserve(self, fingerprint: str, function: str, namespace: str) -> Reservation | str:
-        """A reservation, or the suppression reason: `cooldown` or `rate_limit`."""
-        if not self.cooldown.reserve(fingerprint):
-            return "cooldown"
+class MemoryLimits:
+    """Every limit in this process's memory: right for one replica; each replica keeps its own."""
+
+    def __init__(self, limits: LimitSettings, clock: Clock = time.monotonic) -> None:
+        self.cooldown = Cooldown(limits.cooldown_s, clock)
+        self.bucket = TokenBucket(limits.burst, limits.per_minute, clock)
+        self.storm = TokenBucket(limits.storm_per_minute, limits.storm_per_minute, clock, max_keys=1)
+        self.published = TtlSet(limits.dedup_ttl_s, clock)
+        self._storm_escalated = Cooldown(limits.storm_window_s, clock)
+        self._in_progress: set[str] = set()
+
+    async def check(self, event_key: str, fingerprint: str) -> Refusal | None:
+        if event_key in self.published or event_key in self._in_progress:
+            return Refusal.DUPLICATE
+        if self.cooldown.cooling(fingerprint):
+            return Refusal.COOLDOWN
+        return None
+
+    async def reserve(self, event_key: str, fingerprint: str, function: str, namespace: str, active: bool) -> Claim | Refusal:
+        if refusal := await self.check(event_key, fingerprint):
+            return refusal
         key = (function, namespace)
         if not self.bucket.take(key):
-            # Not triggered, so a later repeat of this alert deserves its own chance.
-            self.cooldown.release(fingerprint)
-            return "rate_limit"
-        return Reservation(self, fingerprint, key)
+            return Refusal.RATE_LIMIT
+        if active and not self.storm.take("*"):
+            self.bucket.give_back(key)
+            return Refusal.STORM
+        self.cooldown.reserve(fingerprint)
+        self._in_progress.add(event_key)
+        return _MemoryClaim(self, event_key, fingerprint, key, active)
+
+    async def claim_storm_escalation(self) -> bool:
+        return self._storm_escalated.reserve("storm")
+
+    async def release_storm_escalation(self) -> None:
+        self._storm_escalated.release("storm")
+
+    async def close(self) -> None:
+        pass
+
+
+class _MemoryClaim:
+    def __init__(self, limits: MemoryLimits, event_key: str, fingerprint: str, key: tuple[str, str], active: bool) -> None:
+        self.limits, self.event_key, self.fingerprint, self.key, self.active = limits, event_key, fingerprint, key, active
+        self.settled = False
+
+    async def commit(self) -> None:
+        if not self.settled:
+            self.settled = True
+            self.limits._in_progress.discard(self.event_key)
+            self.limits.published.add(self.event_key)
+
+    async def release(self) -> None:
+        if not self.settled:
+            self.settled = True
+            limits = self.limits
+            limits._in_progress.discard(self.event_key)
+            limits.cooldown.release(self.fingerprint)
+            limits.bucket.give_back(self.key)
+            if self.active:
+                limits.storm.give_back("*")

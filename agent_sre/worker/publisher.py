@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,22 +17,18 @@ from typing import Any
 import aio_pika
 import orjson
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
-from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
-from aiormq import spec
 
-from ..errors import TransientError
 from ..schemas.alert import Alert
 from ..schemas.cloudevent import trigger_headers
 from ..schemas.decision import Decision
 from ..settings import Settings
+from .connection import publish_confirmed
 from .deadletter import failed_copy
 from .topology import Topology, delay_queue_name, dlq_name, retry_delays
 
 TRIGGER_TYPE = "io.homelab.agent-sre.lambda.trigger"
 TRIGGER_SOURCE = "/agent-sre/remediation"
 _TRIGGER_NAMESPACE = uuid.UUID("0c7d7f55-3a8e-4f0e-9d7b-6a2f1c9e4b21")
-# What a publish can fail with when the broker or the connection misbehaves.
-_PUBLISH_ERRORS = (AMQPError, ChannelInvalidStateError, ConnectionError, asyncio.TimeoutError)
 
 
 def trigger_id(correlation_id: str, function: str) -> str:
@@ -103,11 +98,16 @@ class Publisher:
         await self._publish(self.topology.output_exchange, message, "", self.settings.output_mandatory)
         return message.message_id or ""
 
-    async def retry(self, message: AbstractIncomingMessage, attempts: int, error: str, alertnames: list[str]) -> str:
-        """Park a copy in the delay queue for this attempt; it comes back to the input queue later."""
-        delay = retry_delays(self.settings)[attempts - 1]
-        queue = delay_queue_name(self.settings.input_queue, delay)
-        copy = failed_copy(message, reason="publish_failed", error=error, attempts=attempts, alertnames=alertnames)
+    async def retry(
+        self, message: AbstractIncomingMessage, attempts: int, error: str, alertnames: list[str], reason: str = "publish_failed"
+    ) -> str:
+        """Park a copy in the delay queue for this attempt (the first one for attempt 0, a wait that
+        counts no failure); it comes back to the input queue later."""
+        delays = retry_delays(self.settings)
+        if not delays:
+            raise TransientError("no delay queue to park the message in (AGENT_SRE_RETRY_MAX_ATTEMPTS=1)")
+        queue = delay_queue_name(self.settings.input_queue, delays[min(max(attempts, 1), len(delays)) - 1])
+        copy = failed_copy(message, reason=reason, error=error, attempts=attempts, alertnames=alertnames)
         await self._publish(self.topology.default_exchange, copy, queue, True)
         return queue
 
@@ -136,34 +136,4 @@ class Publisher:
         await self._publish(self.topology.default_exchange, copy, self._dead_letter_queue, True)
 
     async def _publish(self, exchange: AbstractExchange, message: aio_pika.Message, routing_key: str, mandatory: bool) -> None:
-        try:
-            confirmation = await exchange.publish(
-                message, routing_key=routing_key, mandatory=mandatory, timeout=self.confirm_timeout_s
-            )
-        except _PUBLISH_ERRORS as exc:
-            raise TransientError(f"publish to {_where(exchange, routing_key)} failed: {_describe(exc)}") from exc
-        except asyncio.CancelledError as exc:
-            # aiormq cancels a pending confirm when the connection closes under it: that publish
-            # failed and is retried. Only a cancel of this task itself (shutdown) goes on as one.
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise
-            raise TransientError(
-                f"publish to {_where(exchange, routing_key)} failed: the connection closed before the broker confirmed"
-            ) from exc
-        # Anything but an ack (a returned message on a channel that does not raise) is not a delivery.
-        if not isinstance(confirmation, spec.Basic.Ack):
-            raise TransientError(f"publish to {exchange.name or routing_key!r} was not confirmed: {confirmation!r}")
-
-
-def _where(exchange: AbstractExchange, routing_key: str) -> str:
-    return f"exchange {exchange.name!r}" if exchange.name else f"queue {routing_key!r}"
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, asyncio.TimeoutError):
-        return "no confirm in time"
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, aio_pika.exceptions.PublishError):
-        return f"unroutable (returned by the broker): {text}"
-    return f"{type(exc).__name__}: {text}"
+        await publish_confirmed(exchange, message, routing_key, mandatory, self.confirm_timeout_s)
