@@ -19,7 +19,6 @@ from datetime import datetime, timedelta, timezone
 from fnmatch import fnmatchcase
 from typing import Any
 
-import aio_pika
 import orjson
 from aio_pika.abc import (
     AbstractChannel,
@@ -27,8 +26,7 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractQueue,
 )
-from aiormq.exceptions import AMQPChannelError, AMQPError
-from yarl import URL
+from aiormq.exceptions import AMQPChannelError
 
 from ..errors import ConfigError, InputError, TransientError
 from ..schemas.alert import parse_alerts
@@ -46,12 +44,15 @@ from .deadletter import (
     attempts_of,
     copy_message,
 )
+from .connection import connect, publish_confirmed
 from .topology import Topology, declare, dlq_name
 
 # A replay is a fresh start: drop our failure record and the broker's (x-death would otherwise
 # make a later broker dead-letter look older than it is, and x-delivery-count belongs to the DLQ).
 _REPLAY_DROPS = frozenset(BOOKKEEPING) | {"x-death", "x-delivery-count"}
 _SETTLE_TIMEOUT_S = 5.0
+# A replay the broker has not confirmed in this long is reported, and the dead letter stays.
+_CONFIRM_TIMEOUT_S = 30.0
 log = logging.getLogger(__name__)
 _PROPERTIES = (
     "content_type", "content_encoding", "delivery_mode", "priority", "correlation_id", "reply_to",
@@ -150,12 +151,7 @@ def read_dead_letter(message: AbstractIncomingMessage, index: int, max_bytes: in
 @asynccontextmanager
 async def open_channel(settings: Settings) -> AsyncIterator[AbstractChannel]:
     """A confirming channel on which an unroutable publish raises; broker errors become ours."""
-    url = settings.require_amqp_url()
-    try:
-        connection = await aio_pika.connect(url, timeout=10)
-    except (AMQPError, OSError, TimeoutError) as exc:
-        detail = _redact(str(exc) or type(exc).__name__, url)
-        raise TransientError(f"cannot reach the broker at {mask_password(url)}: {detail}") from exc
+    connection = await connect(settings, "dlq", robust=False)
     async with connection:
         yield await connection.channel(publisher_confirms=True, on_return_raises=True)
 
@@ -263,9 +259,9 @@ async def _republish(exchange: AbstractExchange, message: AbstractIncomingMessag
     headers[ATTEMPTS] = 0
     headers[REPLAYS] = letter.replays + 1
     try:
-        await exchange.publish(copy_message(message, headers), routing_key="", mandatory=True)
-    except AMQPError as exc:
-        raise TransientError(f"replay of dead letter #{letter.index} was not confirmed: {exc!r}") from exc
+        await publish_confirmed(exchange, copy_message(message, headers), "", True, _CONFIRM_TIMEOUT_S)
+    except TransientError as exc:
+        raise TransientError(f"replay of dead letter #{letter.index}: {exc}") from exc
     await message.ack()
 
 
@@ -301,22 +297,6 @@ def _describe_event(
         except InputError:
             pass
     return event_id, event_type, names
-
-
-def mask_password(url: str) -> str:
-    try:
-        parsed = URL(url)
-    except (ValueError, TypeError):
-        return "<unparseable URL>"
-    return str(parsed.with_password("***")) if parsed.password else str(parsed)
-
-
-def _redact(text: str, url: str) -> str:
-    try:
-        password = URL(url).password
-    except (ValueError, TypeError):
-        return "<details hidden: the URL cannot be parsed>"
-    return text.replace(url, mask_password(url)).replace(password, "***") if password else text
 
 
 def _json_or_none(body: bytes) -> Any:

@@ -1,0 +1,238 @@
+"""Pipeline and Consumer with fake collaborators (chain, publisher, message): what each verdict
+leads to, without a broker. tests/test_worker_broker.py runs the same code against RabbitMQ."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from agent_sre.cli.send import Encoding, encode_event
+from agent_sre.errors import TransientError
+from agent_sre.schemas.alert import Alert
+from agent_sre.schemas.decision import Decision
+from agent_sre.settings import DEFAULT_EVENT_TYPE, Settings
+from agent_sre.worker.audit import AuditLog
+from agent_sre.worker.consumer import Consumer, Pipeline
+from agent_sre.worker.deadletter import ATTEMPTS
+from agent_sre.worker.limits import LimitSettings, MemoryLimits, Refusal
+from agent_sre.worker.metrics import Metrics
+
+
+@dataclass
+class FakeMessage:
+    """What the pipeline and the consumer read of an AMQP delivery, and how it was settled."""
+
+    body: bytes
+    headers: dict[str, Any]
+    content_type: str | None = "application/json"
+    message_id: str | None = None
+    settled: list[str] = field(default_factory=list)
+
+    async def ack(self) -> None:
+        self.settled.append("ack")
+
+    async def nack(self, requeue: bool = True) -> None:
+        self.settled.append("nack")
+
+
+def message(*alerts: dict[str, Any], event_id: str | None = None, headers: dict[str, Any] | None = None) -> FakeMessage:
+    data: dict[str, Any] = {"version": "4", "status": "firing", "alerts": list(alerts)}
+    encoded = encode_event(data, event_type=DEFAULT_EVENT_TYPE, encoding=Encoding.knative, event_id=event_id)
+    return FakeMessage(encoded.body, {**(encoded.headers or {}), **(headers or {})}, message_id=encoded.message_id)
+
+
+def crash_loop(pod: str, alertname: str = "KubePodCrashLooping") -> dict[str, Any]:
+    return {"status": "firing", "labels": {"alertname": alertname, "pod": pod, "namespace": "shop"},
+            "startsAt": "2026-11-21T10:00:00Z"}
+
+
+class FakeChain:
+    """Restarts every pod, except that an alert named in `hold` waits for its event to be set."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self.hold: dict[str, asyncio.Event] = {}
+        self.undecided: set[str] = set()
+
+    async def decide(self, alert: Alert) -> Decision:
+        self.asked.append(alert.labels["pod"])
+        if alert.alertname in self.hold:
+            await self.hold[alert.alertname].wait()
+        if alert.alertname in self.undecided:
+            return Decision(lambda_function=None, method="chain")
+        return Decision(lambda_function="pod-restart", parameters={"name": alert.labels["pod"], "namespace": "shop"},
+                        confidence=0.99, method="static")
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.triggers: list[tuple[str, Decision]] = []
+        self.retries: list[tuple[int, str]] = []
+        self.dead_letters: list[str] = []
+        self.fail_triggers = False
+        self.slow_s = 0.0
+
+    async def trigger(self, alert: Alert, decision: Decision) -> str:
+        if self.fail_triggers:
+            raise TransientError("the broker did not confirm")
+        self.triggers.append((alert.labels["pod"], decision))
+        return f"trigger-{len(self.triggers)}"
+
+    async def retry(self, message: Any, attempts: int, error: str, alertnames: list[str], reason: str = "publish_failed") -> str:
+        self.retries.append((attempts, reason))
+        return "delay-queue"
+
+    async def dead_letter(self, message: Any, reason: str, error: str, attempts: int, alertnames: list[str]) -> None:
+        await asyncio.sleep(self.slow_s)
+        self.dead_letters.append(reason)
+
+
+class World:
+    def __init__(self, tmp_path: Path, **overrides: Any) -> None:
+        self.settings = Settings(cooldown_s=600, rate_limit_burst=1000, rate_limit_per_minute=1000, **overrides)
+        self.chain = FakeChain()
+        self.publisher = FakePublisher()
+        self.limits = MemoryLimits(LimitSettings.of(self.settings))
+        self.audit_path = tmp_path / "audit.jsonl"
+        self.metrics = Metrics()
+        self.pipeline = Pipeline(self.settings, self.chain, self.limits, self.publisher, self.metrics,  # type: ignore[arg-type]
+                                 AuditLog(self.audit_path))
+        self.consumer = Consumer(self.pipeline, self.publisher, self.metrics, self.settings)  # type: ignore[arg-type]
+
+    def audit(self) -> list[dict[str, Any]]:
+        return [orjson.loads(line) for line in self.audit_path.read_text().splitlines()] if self.audit_path.exists() else []
+
+
+async def test_a_message_past_the_per_message_cap_triggers_only_the_cap_and_escalates_the_storm_once(tmp_path) -> None:
+    world = World(tmp_path, storm_per_message=10)
+    # One webhook of 30 crash-looping pods: a node went down, not 30 pods that each need a restart
+    incoming = message(*(crash_loop(f"api-{n}") for n in range(30)))
+    await world.consumer(incoming)
+    restarts = [pod for pod, d in world.publisher.triggers if d.lambda_function == "pod-restart"]
+    escalations = [d for _, d in world.publisher.triggers if d.lambda_function == "escalate"]
+    assert len(restarts) == 10
+    assert len(escalations) == 1 and escalations[0].method == "storm" and "STORM_PER_MESSAGE" in escalations[0].reasoning
+    actions = [r["action"] for r in world.audit()]
+    assert actions.count("published") == 10 and actions.count("suppressed:storm") == 20
+    assert [r for r in world.audit() if r.get("storm_escalation")] == [world.audit()[10]], "the first refused carries it"
+    assert incoming.settled == ["ack"]
+    # A second storm message inside the storm window escalates no more
+    await world.consumer(message(*(crash_loop(f"web-{n}") for n in range(30))))
+    assert sum(d.lambda_function == "escalate" for _, d in world.publisher.triggers) == 1
+
+
+async def test_past_the_per_minute_cap_alerts_are_suppressed_as_storm_across_messages(tmp_path) -> None:
+    world = World(tmp_path, storm_per_minute=5)
+    for n in range(12):
+        await world.consumer(message(crash_loop(f"api-{n}")))
+    assert sum(d.lambda_function == "pod-restart" for _, d in world.publisher.triggers) == 5
+    assert sum(d.lambda_function == "escalate" for _, d in world.publisher.triggers) == 1
+    assert world.metrics.registry.get_sample_value("agent_sre_suppressions_total", {"reason": "storm"}) == 7
+
+
+async def test_a_concurrent_repeat_waits_for_the_first_decision_and_costs_no_selector_time(tmp_path) -> None:
+    world = World(tmp_path)
+    world.chain.hold["KubePodCrashLooping"] = release = asyncio.Event()
+    repeats = [asyncio.create_task(world.consumer(message(crash_loop("api-1")))) for _ in range(10)]
+    await asyncio.sleep(0.05)
+    release.set()
+    await asyncio.gather(*repeats)
+    assert world.chain.asked == ["api-1"]
+    assert len(world.publisher.triggers) == 1
+    assert sorted(r["action"] for r in world.audit()) == ["published"] + ["suppressed:cooldown"] * 9
+
+
+async def test_one_slow_decision_does_not_hold_up_other_messages(tmp_path) -> None:
+    world = World(tmp_path, concurrency=4)
+    world.chain.hold["SlowToDecide"] = asyncio.Event()
+    slow = asyncio.create_task(world.consumer(message(crash_loop("db-0", alertname="SlowToDecide"))))
+    await asyncio.wait_for(asyncio.gather(*(world.consumer(message(crash_loop(f"api-{n}"))) for n in range(20))), 5)
+    assert len(world.publisher.triggers) == 20 and not slow.done()
+    world.chain.hold["SlowToDecide"].set()
+    await slow
+    assert len(world.publisher.triggers) == 21
+
+
+async def test_an_undecided_alerts_record_says_its_message_was_dead_lettered(tmp_path) -> None:
+    world = World(tmp_path)
+    world.chain.undecided.add("UnknownThing")
+    await world.consumer(message(crash_loop("api-1"), crash_loop("x-1", alertname="UnknownThing")))
+    assert world.publisher.dead_letters == ["no_decision"]
+    records = {r["alertname"]: r for r in world.audit()}
+    assert records["UnknownThing"]["action"] == "no_decision"
+    assert records["UnknownThing"]["message"] == "dead_lettered" and records["UnknownThing"]["dead_letter_reason"] == "no_decision"
+    assert records["KubePodCrashLooping"]["action"] == "published" and "message" not in records["KubePodCrashLooping"]
+    assert len(world.audit()) == 2, "one record per alert"
+
+
+async def test_an_unreadable_message_leaves_one_record_saying_it_was_dead_lettered(tmp_path) -> None:
+    world = World(tmp_path)
+    incoming = message(crash_loop("api-1"))
+    incoming.body = b"{not json"
+    await world.consumer(incoming)
+    [record] = world.audit()
+    assert record["action"] == "invalid" and record["message"] == "dead_lettered"
+    assert world.publisher.dead_letters == [record["dead_letter_reason"]] and incoming.settled == ["ack"]
+
+
+async def test_a_failed_trigger_is_retried_and_its_record_names_the_retry(tmp_path) -> None:
+    world = World(tmp_path)
+    world.publisher.fail_triggers = True
+    await world.consumer(message(crash_loop("api-1"), headers={ATTEMPTS: 1}))
+    assert world.publisher.retries == [(2, "publish_failed")]
+    [record] = world.audit()
+    assert record["action"] == "retry" and record["message"] == "retry" and record["attempt"] == 2
+    # The claim went back: the retried message may trigger
+    world.publisher.fail_triggers = False
+    await world.consumer(message(crash_loop("api-1")))
+    assert len(world.publisher.triggers) == 1
+
+
+class UnreachableLimits(MemoryLimits):
+    async def check(self, event_key: str, fingerprint: str) -> Refusal | None:
+        raise TransientError("shared state (Redis) unavailable: ConnectionError")
+
+
+class BusyLimits(MemoryLimits):
+    async def check(self, event_key: str, fingerprint: str) -> Refusal | None:
+        return Refusal.BUSY
+
+
+async def test_without_its_shared_state_nothing_is_decided_or_acted_on_and_the_message_is_retried(tmp_path) -> None:
+    world = World(tmp_path)
+    world.pipeline.limits = UnreachableLimits(LimitSettings.of(world.settings))
+    incoming = message(crash_loop("api-1"))
+    await world.consumer(incoming)
+    assert world.chain.asked == [] and world.publisher.triggers == []
+    assert world.publisher.retries == [(1, "publish_failed")] and incoming.settled == ["ack"]
+    assert "Redis" in world.audit()[0]["error"]
+
+
+async def test_an_alert_another_replica_holds_is_parked_without_counting_an_attempt(tmp_path) -> None:
+    world = World(tmp_path)
+    world.pipeline.limits = BusyLimits(LimitSettings.of(world.settings))
+    await world.consumer(message(crash_loop("api-1"), headers={ATTEMPTS: 2}))
+    assert world.publisher.retries == [(2, "busy")], "parked at the same attempt count: waiting is no failure"
+    assert world.publisher.dead_letters == [] and world.chain.asked == []
+    [record] = world.audit()
+    assert record["action"] == "busy" and record["message"] == "busy"
+
+
+async def test_a_shutdown_cancelling_the_consumer_mid_settlement_still_finishes_it(tmp_path) -> None:
+    world = World(tmp_path)
+    world.chain.undecided.add("UnknownThing")
+    world.publisher.slow_s = 0.2
+    incoming = message(crash_loop("x-1", alertname="UnknownThing"))
+    task = asyncio.create_task(world.consumer(incoming))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0.3)
+    # The dead letter went out and the message was acked: it is not redelivered a second time
+    assert world.publisher.dead_letters == ["no_decision"] and incoming.settled == ["ack"]
