@@ -109,7 +109,7 @@ async def test_its_own_claim_left_by_a_failed_release_is_taken_back(replicas, mo
     claim = await limits.reserve("e1/a", "fp1", "pod-restart", "shop", True)
     assert not isinstance(claim, Refusal)
 
-    async def unreachable(**_: Any) -> None:
+    async def unreachable(*_: Any) -> None:
         raise ConnectionError("Redis went away")
 
     monkeypatch.setattr(limits, "_release", unreachable)

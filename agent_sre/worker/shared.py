@@ -17,13 +17,16 @@ and nothing acts without its claim.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import itertools
 import os
 import socket
 import uuid
+from collections.abc import Awaitable
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from ..errors import TransientError
 from .limits import Claim, LimitSettings, Refusal
@@ -90,6 +93,13 @@ if ARGV[4] == '1' then give_back(KEYS[4], tonumber(ARGV[5]), tonumber(ARGV[6])) 
 return 1
 """
 
+# KEYS: event, cool. ARGV: dedup ms, cooldown ms (0: none). The trigger went out: both are `done`.
+_COMMIT = """
+redis.call('SET', KEYS[1], 'done', 'PX', ARGV[1])
+if ARGV[2] ~= '0' then redis.call('SET', KEYS[2], 'done', 'PX', ARGV[2]) end
+return 1
+"""
+
 # KEYS: key. ARGV: value. Deletes the key only if it still holds the value.
 _DELETE_IF = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -111,9 +121,11 @@ class RedisLimits:
         self.replica = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._claims = itertools.count()
         self._held: set[str] = set()
-        self._reserve = client.register_script(_RESERVE)
-        self._release = client.register_script(_RELEASE)
-        self._delete_if = client.register_script(_DELETE_IF)
+        self._batch = _Batch(client)
+        self._reserve = self._batch.script(_RESERVE)
+        self._release = self._batch.script(_RELEASE)
+        self._commit = self._batch.script(_COMMIT)
+        self._delete_if = self._batch.script(_DELETE_IF)
 
     @classmethod
     def from_url(cls, url: str, timeout_s: float, limits: LimitSettings, *, prefix: str, claim_ttl_s: float) -> RedisLimits:
@@ -143,7 +155,7 @@ class RedisLimits:
         return bool(await self._call(self.client.set(key, self.replica, nx=True, px=self.storm_window_ms)))
 
     async def release_storm_escalation(self) -> None:
-        await self._call(self._delete_if(keys=[f"{self.prefix}:storm-escalated"], args=[self.replica]))
+        await self._call(self._delete_if([f"{self.prefix}:storm-escalated"], [self.replica]))
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -154,7 +166,7 @@ class RedisLimits:
         keys = self._keys(event_key, fingerprint, function, namespace)
         steal = ""
         for _ in range(2):
-            answer = await self._call(self._reserve(keys=keys, args=[
+            answer = await self._call(self._reserve(keys, [
                 claim, steal, self.claim_ms, int(self.cooldown_ms > 0),
                 self.burst, self.rate, self._refill_ms(self.burst, self.rate), int(active),
                 self.storm_burst, self.storm_rate, self._refill_ms(self.storm_burst, self.storm_rate), int(reserve),
@@ -200,11 +212,7 @@ class _RedisClaim:
         self.settled = True
         limits = self.limits
         try:
-            async with limits.client.pipeline(transaction=True) as pipe:
-                pipe.set(self.keys[0], "done", px=limits.dedup_ms)
-                if limits.cooldown_ms > 0:
-                    pipe.set(self.keys[1], "done", px=limits.cooldown_ms)
-                await limits._call(pipe.execute())
+            await limits._call(limits._commit(self.keys[:2], [limits.dedup_ms, limits.cooldown_ms]))
         finally:
             limits._held.discard(self.claim)
 
@@ -214,9 +222,77 @@ class _RedisClaim:
         self.settled = True
         limits = self.limits
         try:
-            await limits._call(limits._release(keys=self.keys, args=[
+            await limits._call(limits._release(self.keys, [
                 self.claim, limits.burst, limits.rate, int(self.active), limits.storm_burst, limits.storm_rate,
             ]))
         finally:
             # Not held any more either way: a claim a failed release left behind is ours to take.
             limits._held.discard(self.claim)
+
+
+class _Batch:
+    """Script calls made while a batch is on its way go to Redis together, in one pipeline: one
+    round trip and one write for many alerts. Under load that cuts the client's cost per call by
+    more than half (redis-py's per-command overhead, not Redis, is what costs here); alone, a call
+    goes at once, as it would unbatched."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+        self._queue: list[tuple[_Script, list[str], list[object], asyncio.Future[object]]] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    def script(self, source: str) -> _Script:
+        return _Script(self, source)
+
+    async def call(self, script: _Script, keys: list[str], args: list[object]) -> object:
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._queue.append((script, keys, args, future))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.ensure_future(self._send_all())
+        return await future
+
+    async def _send_all(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                results = await self._send(batch)
+            except BaseException as exc:  # every caller gets the failure; none waits forever
+                for *_, future in batch:
+                    if not future.done():
+                        future.set_exception(exc if isinstance(exc, Exception) else ConnectionError("cancelled"))
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for (*_, future), result in zip(batch, results):
+                if future.done():
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
+    async def _send(self, batch: list[tuple[_Script, list[str], list[object], asyncio.Future[object]]]) -> list[object]:
+        results = await self._pipeline(batch)
+        if any(isinstance(r, NoScriptError) for r in results):
+            # Redis restarted (or its scripts were flushed): load them, then send what failed again.
+            for script in {id(s): s for s, *_ in batch}.values():
+                await self.client.script_load(script.source)
+            retry = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+            for i, result in zip(retry, await self._pipeline([batch[i] for i in retry])):
+                results[i] = result
+        return results
+
+    async def _pipeline(self, batch: list[tuple[_Script, list[str], list[object], asyncio.Future[object]]]) -> list[object]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            for script, keys, args, _ in batch:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            return list(await pipe.execute(raise_on_error=False))
+
+
+class _Script:
+    def __init__(self, batch: _Batch, source: str) -> None:
+        self.batch, self.source = batch, source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    def __call__(self, keys: list[str], args: list[object]) -> Awaitable[object]:
+        return self.batch.call(self, keys, args)
