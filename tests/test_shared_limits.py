@@ -50,6 +50,8 @@ async def test_both_backends_refuse_by_cooldown_rate_and_storm_and_a_release_giv
     assert not isinstance(await limits.reserve("e1/c", "fp3", "pod-restart", "web", True), Refusal), "per namespace"
     assert await limits.reserve("e1/d", "fp4", "rollout-restart", "web", True) is Refusal.STORM, "3 a minute in all"
     assert not isinstance(await limits.reserve("e1/d", "fp4", "escalate", "web", False), Refusal), "escalate is no action"
+    for n in range(5):  # nor rate-limited: that would drop the alerts a human must see
+        assert not isinstance(await limits.reserve(f"e1/x{n}", f"fx{n}", "escalate", "shop", False), Refusal)
     await first.release()
     await first.release()  # twice gives back once
     assert await limits.check("e2/a", "fp1") is None, "a released claim holds nothing"

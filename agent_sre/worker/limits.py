@@ -45,7 +45,9 @@ class Limits(Protocol):
         """Before the selectors run: a repeat or a redelivery then costs no model time."""
 
     async def reserve(self, event_key: str, fingerprint: str, function: str, namespace: str, active: bool) -> Claim | Refusal:
-        """A claim, or why not. `active`: the function changes something, so the storm cap applies."""
+        """A claim, or why not. `active`: the function changes something, so its token bucket and
+        the storm cap apply. An escalation is no action: rate-limiting it would drop the very
+        alerts a human must see; the alert's cooldown still keeps it to one per alert."""
 
     async def claim_storm_escalation(self) -> bool:
         """True for the one caller, fleet-wide, that escalates the current storm."""
@@ -195,7 +197,7 @@ class MemoryLimits:
         if refusal := await self.check(event_key, fingerprint):
             return refusal
         key = (function, namespace)
-        if not self.bucket.take(key):
+        if active and not self.bucket.take(key):
             return Refusal.RATE_LIMIT
         if active and not self.storm.take("*"):
             self.bucket.give_back(key)
@@ -231,6 +233,6 @@ class _MemoryClaim:
             limits = self.limits
             limits._in_progress.discard(self.event_key)
             limits.cooldown.release(self.fingerprint)
-            limits.bucket.give_back(self.key)
             if self.active:
+                limits.bucket.give_back(self.key)
                 limits.storm.give_back("*")

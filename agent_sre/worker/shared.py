@@ -55,17 +55,13 @@ local function tokens(key, burst, rate)
   if not state[1] then return burst end
   return math.min(burst, tonumber(state[1]) + (now - tonumber(state[2])) * rate)
 end
-local bucket = tokens(KEYS[3], tonumber(ARGV[5]), tonumber(ARGV[6]))
-if bucket < 1 then return 'rate_limit' end
-local active = ARGV[8] == '1'
-local storm = 0
-if active then
-  storm = tokens(KEYS[4], tonumber(ARGV[9]), tonumber(ARGV[10]))
+if ARGV[8] == '1' then  -- an active function: its bucket and the storm cap (escalate takes neither)
+  local bucket = tokens(KEYS[3], tonumber(ARGV[5]), tonumber(ARGV[6]))
+  if bucket < 1 then return 'rate_limit' end
+  local storm = tokens(KEYS[4], tonumber(ARGV[9]), tonumber(ARGV[10]))
   if storm < 1 then return 'storm' end
-end
-redis.call('HSET', KEYS[3], 'tokens', bucket - 1, 'at', now)
-redis.call('PEXPIRE', KEYS[3], ARGV[7])
-if active then
+  redis.call('HSET', KEYS[3], 'tokens', bucket - 1, 'at', now)
+  redis.call('PEXPIRE', KEYS[3], ARGV[7])
   redis.call('HSET', KEYS[4], 'tokens', storm - 1, 'at', now)
   redis.call('PEXPIRE', KEYS[4], ARGV[11])
 end
@@ -75,7 +71,7 @@ return 'ok'
 """
 
 # KEYS: event, cool, bucket, storm. ARGV: claim, burst, tokens per ms, active, storm burst, storm
-# tokens per ms. Only a key that still holds this claim is freed; the tokens go back, capped.
+# tokens per ms. Only a key that still holds this claim is freed; an active claim's tokens go back, capped.
 _RELEASE = """
 for i = 1, 2 do
   if redis.call('GET', KEYS[i]) == ARGV[1] then redis.call('DEL', KEYS[i]) end
@@ -88,8 +84,10 @@ local function give_back(key, burst, rate)
   local tokens = math.min(burst, tonumber(state[1]) + (now - tonumber(state[2])) * rate + 1)
   redis.call('HSET', key, 'tokens', tokens, 'at', now)
 end
-give_back(KEYS[3], tonumber(ARGV[2]), tonumber(ARGV[3]))
-if ARGV[4] == '1' then give_back(KEYS[4], tonumber(ARGV[5]), tonumber(ARGV[6])) end
+if ARGV[4] == '1' then
+  give_back(KEYS[3], tonumber(ARGV[2]), tonumber(ARGV[3]))
+  give_back(KEYS[4], tonumber(ARGV[5]), tonumber(ARGV[6]))
+end
 return 1
 """
 
