@@ -9,20 +9,29 @@ preloaded in the input queue, then the worker starts (models loaded before it co
 clock runs from its first settlement to the last. Settled: acked after its trigger, suppression,
 ignore or dead letter. The default limits apply: the cooldown, the token buckets, the storm caps.
 
-What must hold (issue 10): settled in at most 5 s, and at most one trigger per alert; the storm
-escalate counts apart (one per storm window, fleet-wide).
+A third side runs two replicas (`agent-sre run` processes) on the one queue, sharing their limits
+in Redis: both consume before the deliveries are published, and the clock runs from the first
+audit record to the last final one (a `busy` record, a copy parked while the other replica
+publishes, is not final).
+
+What must hold (issue 10): settled in at most 5 s, and at most one trigger per alert, fleet-wide;
+the storm escalate counts apart (one per storm window, fleet-wide).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
+import signal
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import aio_pika
@@ -71,19 +80,18 @@ async def run_side(name: str, args: argparse.Namespace, messages: list[tuple[byt
         output_exchange=f"{prefix}.triggers", http_port=0, http_host="127.0.0.1", audit_log=tmp / f"{name}.jsonl",
         retrieval_cache_dir=args.cache, log_level="WARNING",
     )
-    if name == "redis":
+    if name.startswith("redis"):
         settings = settings.model_copy(update={"redis_url": SecretStr(args.redis), "redis_prefix": prefix})
     connection = await aio_pika.connect(args.amqp)
     channel = await connection.channel(publisher_confirms=True)
     topology = await declare(channel, settings)
     capture = await channel.declare_queue(f"{settings.output_exchange}.capture", durable=True)
     await capture.bind(topology.output_exchange, routing_key="")
-    for body, headers in messages:
-        await channel.default_exchange.publish(
-            aio_pika.Message(body, headers=headers, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-            routing_key=settings.input_queue,
-        )
+    if name != "redis, 2 replicas":
+        await _publish(channel, settings, messages)
 
+    if name == "redis, 2 replicas":
+        return await _replicas(settings, args, messages, tmp, channel, capture, connection)
     worker = Worker(settings)
     settled: list[float] = []
     original = worker.metrics.event
@@ -101,7 +109,60 @@ async def run_side(name: str, args: argparse.Namespace, messages: list[tuple[byt
         assert time.perf_counter() < deadline, f"{len(settled)} of {len(messages)} settled"
         await asyncio.sleep(0.02)
     await worker.stop()
+    actions = Counter(orjson.loads(line)["action"] for line in (tmp / f"{name}.jsonl").read_text().splitlines())
+    return {"load_s": ready - started, "settle_s": max(settled) - min(settled), "settlements": len(settled),
+            **await _outcome(args, settings, channel, capture, connection, actions)}
 
+
+async def _replicas(settings: Settings, args: argparse.Namespace, messages: list[tuple[bytes, dict[str, str]]],
+                    tmp: Path, channel, capture, connection) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_SRE_")}
+    env.update(
+        AGENT_SRE_AMQP_URL=args.amqp, AGENT_SRE_INPUT_EXCHANGE=settings.input_exchange,
+        AGENT_SRE_INPUT_QUEUE=settings.input_queue, AGENT_SRE_OUTPUT_EXCHANGE=settings.output_exchange,
+        AGENT_SRE_REDIS_URL=args.redis, AGENT_SRE_REDIS_PREFIX=settings.redis_prefix, AGENT_SRE_HTTP_PORT="0",
+        AGENT_SRE_HTTP_HOST="127.0.0.1", AGENT_SRE_LOG_LEVEL="WARNING", AGENT_SRE_RETRIEVAL_CACHE_DIR=str(args.cache),
+    )
+    audits = [tmp / f"replica-{n}.jsonl" for n in range(2)]
+    replicas = [subprocess.Popen(["agent-sre", "run"], env={**env, "AGENT_SRE_AUDIT_LOG": str(audit)}, cwd=tmp,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for audit in audits]
+    started = time.perf_counter()
+    try:
+        while (await channel.declare_queue(settings.input_queue, passive=True)).declaration_result.consumer_count < 2:
+            assert all(r.poll() is None for r in replicas), "a replica exited"
+            assert time.perf_counter() - started < args.timeout, "the replicas did not start consuming"
+            await asyncio.sleep(0.1)
+        ready = time.perf_counter()
+        await _publish(channel, settings, messages)
+        while len(records := _final_records(audits)) < len(messages) or await _waiting(channel, settings):
+            assert time.perf_counter() - ready < args.timeout, f"{len(records)} of {len(messages)} settled"
+            await asyncio.sleep(0.05)
+    finally:
+        for replica in replicas:
+            replica.send_signal(signal.SIGTERM)
+        for replica in replicas:
+            replica.wait(60)
+    times = [datetime.fromisoformat(r["ts"]).timestamp() for r in records]
+    actions = Counter(r["action"] for r in records)
+    return {"load_s": ready - started, "settle_s": max(times) - min(times), "settlements": len(records),
+            **await _outcome(args, settings, channel, capture, connection, actions)}
+
+
+def _final_records(audits: list[Path]) -> list[dict]:
+    lines = [line for audit in audits if audit.exists() for line in audit.read_text().splitlines()]
+    return [r for r in map(orjson.loads, lines) if r["action"] != "busy"]
+
+
+async def _publish(channel, settings: Settings, messages: list[tuple[bytes, dict[str, str]]]) -> None:
+    for body, headers in messages:
+        await channel.default_exchange.publish(
+            aio_pika.Message(body, headers=headers, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            routing_key=settings.input_queue,
+        )
+
+
+async def _outcome(args: argparse.Namespace, settings: Settings, channel, capture, connection, actions: Counter) -> dict:
+    """Count the triggers per alert, then delete the side's queues, exchanges and Redis keys."""
     triggers: Counter[str] = Counter()
     storm_escalations = 0
     while (message := await capture.get(no_ack=True, fail=False)) is not None:
@@ -110,7 +171,6 @@ async def run_side(name: str, args: argparse.Namespace, messages: list[tuple[byt
             storm_escalations += 1
         else:
             triggers[data["correlation_id"]] += 1
-    actions = Counter(orjson.loads(line)["action"] for line in (tmp / f"{name}.jsonl").read_text().splitlines())
     for queue in [settings.input_queue, dlq_name(settings.input_queue), capture.name] + [
         delay_queue_name(settings.input_queue, d) for d in set(retry_delays(settings))
     ]:
@@ -118,12 +178,9 @@ async def run_side(name: str, args: argparse.Namespace, messages: list[tuple[byt
     for exchange in (settings.input_exchange, settings.output_exchange):
         await channel.exchange_delete(exchange)
     await connection.close()
-    if name == "redis":
-        await clear_redis(args.redis, prefix)
+    if settings.redis_url is not None:
+        await clear_redis(args.redis, settings.redis_prefix)
     return {
-        "load_s": ready - started,
-        "settle_s": max(settled) - min(settled),
-        "settlements": len(settled),
         "alerts_triggered": len(triggers),
         "most_triggers_per_alert": max(triggers.values(), default=0),
         "storm_escalations": storm_escalations,
@@ -167,7 +224,7 @@ async def main(args: argparse.Namespace) -> None:
     messages = deliveries(storm_alerts(args.alerts, args.seed), args.notifications, args.copies, args.seed)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in ["memory"] + (["redis"] if args.redis else []):
+        for name in ["memory"] + (["redis", "redis, 2 replicas"] if args.redis else []):
             print(f"{name} ...", file=sys.stderr)
             results[name] = await run_side(name, args, messages, Path(tmp))
             print(f"  {results[name]}", file=sys.stderr)

@@ -135,7 +135,7 @@ async def test_past_the_per_minute_cap_alerts_are_suppressed_as_storm_across_mes
     assert world.metrics.registry.get_sample_value("agent_sre_suppressions_total", {"reason": "storm"}) == 7
 
 
-async def test_a_concurrent_repeat_waits_for_the_first_decision_and_costs_no_selector_time(tmp_path) -> None:
+async def test_a_concurrent_repeat_is_suppressed_at_once_and_costs_no_selector_time(tmp_path) -> None:
     world = World(tmp_path)
     world.chain.hold["KubePodCrashLooping"] = release = asyncio.Event()
     repeats = [asyncio.create_task(world.consumer(message(crash_loop("api-1")))) for _ in range(10)]

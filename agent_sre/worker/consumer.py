@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -93,7 +91,7 @@ class Pipeline:
         self.publisher = publisher
         self.metrics = metrics
         self.audit = audit
-        self._deciding = _KeyedLocks()
+        self._deciding: set[str] = set()  # fingerprints being decided in this process
 
     async def process(self, message: AbstractIncomingMessage) -> Verdict:
         verdict = Verdict()
@@ -127,14 +125,20 @@ class Pipeline:
         if not alert.firing:
             self._audit(verdict, event, alert, Action.RESOLVED)
             return
-        # One decision per alert at a time in this process: a concurrent repeat waits, then finds
-        # the cooldown started, instead of running the selectors again.
-        async with self._deciding.hold(alert.identity):
-            try:
-                await self._decide_and_publish(event, alert, verdict)
-            except TransientError as exc:  # the shared state is unreachable: never act without it
-                verdict.publish_error = str(exc)
-                self._audit(verdict, event, alert, Action.RETRY, error=str(exc))
+        # One decision per alert at a time in this process. A repeat arriving meanwhile would only
+        # meet the cooldown that decision starts, or share its fate (its retry, its dead letter),
+        # so it is suppressed at once: it neither runs the selectors nor holds a slot waiting.
+        if alert.identity in self._deciding:
+            self._refused(verdict, event, alert, Refusal.COOLDOWN, reason="a decision on this alert is under way")
+            return
+        self._deciding.add(alert.identity)
+        try:
+            await self._decide_and_publish(event, alert, verdict)
+        except TransientError as exc:  # the shared state is unreachable: never act without it
+            verdict.publish_error = str(exc)
+            self._audit(verdict, event, alert, Action.RETRY, error=str(exc))
+        finally:
+            self._deciding.discard(alert.identity)
 
     async def _decide_and_publish(self, event: InboundEvent, alert: Alert, verdict: Verdict) -> None:
         key = f"{event.id}/{alert.correlation_id}"
@@ -234,27 +238,6 @@ class Pipeline:
             self.audit.write(record)
         except Exception:  # isolation point: a full disk must not change what happens to the alert
             log.exception("audit write failed for %s", record.get("alertname"))
-
-
-class _KeyedLocks:
-    """An asyncio lock per key, kept only while someone holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
 
 
 class Consumer:
