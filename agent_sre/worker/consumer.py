@@ -91,7 +91,7 @@ class Pipeline:
         self.publisher = publisher
         self.metrics = metrics
         self.audit = audit
-        self._deciding: set[str] = set()  # fingerprints being decided in this process
+        self._deciding: dict[str, str] = {}  # fingerprint -> event key, while decided in this process
 
     async def process(self, message: AbstractIncomingMessage) -> Verdict:
         verdict = Verdict()
@@ -128,17 +128,19 @@ class Pipeline:
         # One decision per alert at a time in this process. A repeat arriving meanwhile would only
         # meet the cooldown that decision starts, or share its fate (its retry, its dead letter),
         # so it is suppressed at once: it neither runs the selectors nor holds a slot waiting.
-        if alert.identity in self._deciding:
-            self._refused(verdict, event, alert, Refusal.COOLDOWN, reason="a decision on this alert is under way")
+        key = f"{event.id}/{alert.correlation_id}"
+        if (deciding := self._deciding.get(alert.identity)) is not None:
+            refusal = Refusal.DUPLICATE if deciding == key else Refusal.COOLDOWN  # the same event, or a repeat
+            self._refused(verdict, event, alert, refusal, reason="a decision on this alert is under way")
             return
-        self._deciding.add(alert.identity)
+        self._deciding[alert.identity] = key
         try:
             await self._decide_and_publish(event, alert, verdict)
         except TransientError as exc:  # the shared state is unreachable: never act without it
             verdict.publish_error = str(exc)
             self._audit(verdict, event, alert, Action.RETRY, error=str(exc))
         finally:
-            self._deciding.discard(alert.identity)
+            del self._deciding[alert.identity]
 
     async def _decide_and_publish(self, event: InboundEvent, alert: Alert, verdict: Verdict) -> None:
         key = f"{event.id}/{alert.correlation_id}"
