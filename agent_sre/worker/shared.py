@@ -137,8 +137,7 @@ class RedisLimits:
         await self._call(self.client.ping())
 
     async def check(self, event_key: str, fingerprint: str) -> Refusal | None:
-        answer = await self._run(event_key, fingerprint, "", "", False, reserve=False)
-        return None if answer is None else answer  # type: ignore[return-value]
+        return await self._run(event_key, fingerprint, "", "", False, reserve=False)
 
     async def reserve(self, event_key: str, fingerprint: str, function: str, namespace: str, active: bool) -> Claim | Refusal:
         claim = f"claim:{self.replica}:{next(self._claims)}"
