@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     retry_max_attempts: int = Field(default=5, ge=1)
     retry_base_delay_s: float = Field(default=1.0, gt=0)
     retry_max_delay_s: float = Field(default=60.0, gt=0)
+
+    # What a decision leads to: `act` publishes the trigger; `shadow` decides, limits, audits and
+    # counts the same, but publishes `io.homelab.agent-sre.lambda.proposed` instead, so nothing acts.
+    # A catalog function's own `mode` overrides this one (trust one function at a time).
+    mode: Literal["act", "shadow"] = "act"
 
     # Rate limits, loop prevention and storm caps. Without a Redis URL the state is per process
     # (each replica keeps its own); with one, every replica shares it.

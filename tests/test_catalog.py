@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -315,3 +316,18 @@ def test_a_broken_catalog_file_is_a_config_error_naming_the_problem(tmp_path: Pa
 def test_a_missing_catalog_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot be read"):
         load_catalog(tmp_path / "absent.json")
+
+
+def test_a_functions_mode_is_act_or_shadow_and_anything_else_refuses_to_load(tmp_path) -> None:
+    raw = json.loads(resources.files("agent_sre.data").joinpath("catalog.json").read_text())
+    raw["functions"][0]["mode"] = "shadow"
+    path = tmp_path / "catalog.json"
+    path.write_text(json.dumps(raw))
+    catalog = load_catalog(path)
+    first, second = catalog.functions[0].name, catalog.functions[1].name
+    assert catalog.mode(first, "act") == "shadow" and catalog.mode(second, "act") == "act"
+    assert catalog.mode(second, "shadow") == "shadow"
+    raw["functions"][0]["mode"] = "yolo"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ConfigError, match="mode"):
+        load_catalog(path)

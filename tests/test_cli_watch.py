@@ -144,3 +144,11 @@ def test_a_body_that_is_not_a_trigger_is_shown_not_fatal() -> None:
     assert format_trigger(b'{"lambda_function": "escalate"}') == (
         "escalate {} alertname=- confidence=- triggered_by=- correlation_id=-"
     )
+
+
+def test_a_proposal_is_shown_as_one_so_nobody_takes_it_for_an_action() -> None:
+    alert, decision, trigger = _trigger("api-1")
+    proposal = build_trigger(alert, decision, proposed=True)
+    assert format_trigger(proposal.body, proposal.headers["type"]).startswith("proposed: pod-restart ")
+    assert not format_trigger(trigger.body, trigger.headers["type"]).startswith("proposed")
+    assert proposal.message_id != trigger.message_id, "a proposal never shares the trigger's id"

@@ -14,6 +14,7 @@ import pytest
 from agent_sre.cli.send import Encoding, encode_event
 from agent_sre.errors import TransientError
 from agent_sre.schemas.alert import Alert
+from agent_sre.schemas.catalog import Catalog, load_catalog
 from agent_sre.schemas.decision import Decision
 from agent_sre.settings import DEFAULT_EVENT_TYPE, Settings
 from agent_sre.worker.audit import AuditLog
@@ -54,6 +55,8 @@ def crash_loop(pod: str, alertname: str = "KubePodCrashLooping") -> dict[str, An
 class FakeChain:
     """Restarts every pod, except that an alert named in `hold` waits for its event to be set."""
 
+    catalog = load_catalog()
+
     def __init__(self) -> None:
         self.asked: list[str] = []
         self.hold: dict[str, asyncio.Event] = {}
@@ -72,15 +75,16 @@ class FakeChain:
 class FakePublisher:
     def __init__(self) -> None:
         self.triggers: list[tuple[str, Decision]] = []
+        self.proposals: list[tuple[str, Decision]] = []  # shadow mode
         self.retries: list[tuple[int, str]] = []
         self.dead_letters: list[str] = []
         self.fail_triggers = False
         self.slow_s = 0.0
 
-    async def trigger(self, alert: Alert, decision: Decision) -> str:
+    async def trigger(self, alert: Alert, decision: Decision, proposed: bool = False) -> str:
         if self.fail_triggers:
             raise TransientError("the broker did not confirm")
-        self.triggers.append((alert.labels["pod"], decision))
+        (self.proposals if proposed else self.triggers).append((alert.labels["pod"], decision))
         return f"trigger-{len(self.triggers)}"
 
     async def retry(self, message: Any, attempts: int, error: str, alertnames: list[str], reason: str = "publish_failed") -> str:
@@ -191,6 +195,36 @@ async def test_a_failed_trigger_is_retried_and_its_record_names_the_retry(tmp_pa
     world.publisher.fail_triggers = False
     await world.consumer(message(crash_loop("api-1")))
     assert len(world.publisher.triggers) == 1
+
+
+async def test_shadow_mode_proposes_instead_of_triggering_and_limits_and_audits_as_act_does(tmp_path) -> None:
+    world = World(tmp_path, mode="shadow", storm_per_message=3)
+    await world.consumer(message(*(crash_loop(f"api-{n}") for n in range(5))))
+    await world.consumer(message(crash_loop("api-0")))  # a repeat: the cooldown holds as in act mode
+    assert world.publisher.triggers == [], "nothing acts in shadow mode"
+    assert [pod for pod, d in world.publisher.proposals if d.lambda_function == "pod-restart"] == ["api-0", "api-1", "api-2"]
+    [storm] = [d for _, d in world.publisher.proposals if d.lambda_function == "escalate"]
+    assert storm.method == "storm", "the storm's escalation is proposed too"
+    actions = [r["action"] for r in world.audit()]
+    assert actions == ["proposed"] * 3 + ["suppressed:storm"] * 2 + ["suppressed:cooldown"]
+    sample = world.metrics.registry.get_sample_value
+    assert sample("agent_sre_proposals_published_total", {"function": "pod-restart"}) == 3
+    assert sample("agent_sre_triggers_published_total", {"function": "pod-restart"}) is None
+
+
+async def test_a_functions_own_mode_overrides_the_workers(tmp_path) -> None:
+    world = World(tmp_path, mode="shadow")
+    catalog = world.chain.catalog
+    trusted = [f.model_copy(update={"mode": "act"}) if f.name == "pod-restart" else f for f in catalog.functions]
+    world.chain.catalog = Catalog(functions=trusted, rules=catalog.rules)
+    await world.consumer(message(crash_loop("api-1")))
+    assert [pod for pod, _ in world.publisher.triggers] == ["api-1"] and world.publisher.proposals == []
+    # and the other way round: a worker that acts, with one function kept in shadow
+    world = World(tmp_path / "act", mode="act")
+    held = [f.model_copy(update={"mode": "shadow"}) if f.name == "pod-restart" else f for f in catalog.functions]
+    world.chain.catalog = Catalog(functions=held, rules=catalog.rules)
+    await world.consumer(message(crash_loop("api-1")))
+    assert world.publisher.triggers == [] and [pod for pod, _ in world.publisher.proposals] == ["api-1"]
 
 
 class UnreachableLimits(MemoryLimits):

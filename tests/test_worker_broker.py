@@ -21,7 +21,7 @@ from agent_sre.settings import DEFAULT_EVENT_TYPE, DEFAULT_SELECTORS, Settings
 from agent_sre.worker.app import Worker
 from agent_sre.worker.audit import AuditLog
 from agent_sre.worker.deadletter import ATTEMPTS, REASON
-from agent_sre.worker.publisher import TRIGGER_SOURCE, TRIGGER_TYPE
+from agent_sre.worker.publisher import PROPOSED_TYPE, TRIGGER_SOURCE, TRIGGER_TYPE
 from agent_sre.worker.topology import delay_queue_name, dlq_name, retry_delays
 
 pytestmark = pytest.mark.broker
@@ -147,6 +147,36 @@ async def test_every_input_encoding_gives_one_bare_header_trigger(start_worker, 
     assert trigger.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
     assert trigger.content_type == "application/json"
     assert harness.sample("agent_sre_events_total", type=DEFAULT_EVENT_TYPE, outcome="processed") == 1
+
+
+async def test_shadow_mode_publishes_one_proposal_that_no_functions_filter_takes(start_worker) -> None:
+    harness = await start_worker(mode="shadow")
+    # What a function's Knative Trigger filters on: the trigger type and its own name as subject
+    output = await harness.channel.get_exchange(harness.settings.output_exchange)
+    function_queue = await harness.channel.declare_queue(exclusive=True)
+    await function_queue.bind(output, arguments={"x-match": "all", "type": TRIGGER_TYPE, "subject": "pod-restart"})
+    await harness.send(crash_loop())
+
+    [proposal] = await harness.triggers(1)
+    assert proposal.headers["type"] == PROPOSED_TYPE and proposal.headers["subject"] == "pod-restart"
+    assert proposal.headers["specversion"] == "1.0" and proposal.headers["source"] == TRIGGER_SOURCE
+    data = orjson.loads(proposal.body)
+    assert data["lambda_function"] == "pod-restart" and data["parameters"] == {"name": "api-7f9", "namespace": "shop"}
+    assert proposal.headers["correlationid"] == data["correlation_id"]
+    assert await function_queue.get(no_ack=True, fail=False) is None, "a proposal must never reach a function"
+    [record] = harness.audit()
+    assert record["action"] == "proposed" and record["trigger_id"] == proposal.message_id
+    assert harness.sample("agent_sre_proposals_published_total", function="pod-restart") == 1
+    assert harness.sample("agent_sre_triggers_published_total", function="pod-restart") == 0
+
+
+async def test_a_proposal_nothing_is_bound_for_is_not_dead_lettered(start_worker) -> None:
+    harness = await start_worker(capture=False, mode="shadow")
+    await harness.send(crash_loop())
+    await harness.settled(1)
+    await harness.dead_letters(0)
+    [record] = harness.audit()
+    assert record["action"] == "proposed"
 
 
 async def test_a_webhook_fans_out_to_one_trigger_per_firing_alert(start_worker) -> None:

@@ -20,6 +20,7 @@ from ..errors import AgentSreError, TransientError
 from ..logs import mask_secrets
 from ..settings import Settings
 from ..worker.connection import connect
+from ..worker.publisher import PROPOSED_TYPE
 from ..worker.topology import declare
 from .common import fail, load_settings
 
@@ -31,8 +32,9 @@ def default_queue(settings: Settings) -> str:
     return f"{settings.output_exchange}.watch"
 
 
-def format_trigger(body: bytes) -> str:
-    """One line: function, parameters, alert name, confidence, selector and correlation id."""
+def format_trigger(body: bytes, event_type: object = None) -> str:
+    """One line: function, parameters, alert name, confidence, selector and correlation id; a
+    proposal (shadow mode, nothing acted) starts with `proposed:`."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -42,7 +44,8 @@ def format_trigger(body: bytes) -> str:
     alert = data.get("alert") if isinstance(data.get("alert"), dict) else {}
     labels = alert.get("labels") if isinstance(alert.get("labels"), dict) else {}
     return " ".join(
-        [
+        (["proposed:"] if event_type == PROPOSED_TYPE else [])
+        + [
             _text(data.get("lambda_function")),
             orjson.dumps(data.get("parameters") or {}).decode(),
             f"alertname={_text(labels.get('alertname'))}",
@@ -86,7 +89,8 @@ async def watch_triggers(
                 message = await _next(inbox, lost, timeout_s)
                 if message is None:
                     return False
-                show(message.body.decode("utf-8", errors="replace") if as_json else format_trigger(message.body))
+                event_type = (message.headers or {}).get("type")
+                show(message.body.decode("utf-8", errors="replace") if as_json else format_trigger(message.body, event_type))
                 # Acked only once shown: a trigger taken but never printed stays in the queue.
                 await message.ack()
                 seen += 1

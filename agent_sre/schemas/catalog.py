@@ -122,6 +122,9 @@ class FunctionSpec(BaseModel):
     parameters: list[ParameterSpec] = Field(default_factory=list)
     when: list[str] = Field(default_factory=list)  # the situations it is for, in words
     evidence: Evidence | None = None  # None: nothing to show (escalate)
+    # `shadow`: its decisions publish a proposal instead of a trigger; `act`: a trigger. None:
+    # AGENT_SRE_MODE decides. So a team can let one function act while the rest stay in shadow.
+    mode: Literal["act", "shadow"] | None = None
 
 
 class Rule(BaseModel):
@@ -167,6 +170,11 @@ class Catalog(BaseModel):
             for source in param.sources
         }
         return frozenset({"namespace", "exported_namespace"} | sources)
+
+    def mode(self, function: str, default: str) -> str:
+        """`act` or `shadow` for this function: its own mode, else the worker's (AGENT_SRE_MODE)."""
+        spec = self.by_name.get(function)
+        return (spec.mode if spec is not None else None) or default
 
     @property
     def names(self) -> list[str]:

@@ -35,6 +35,7 @@ class Action(str, Enum):
     """What became of one alert: the `action` of its audit record (one record per alert)."""
 
     PUBLISHED = "published"
+    PROPOSED = "proposed"  # shadow mode: the proposal went out in place of the trigger
     RESOLVED = "resolved"
     IGNORED = "ignored"
     NO_DECISION = "no_decision"
@@ -86,6 +87,7 @@ class Pipeline:
         self.max_event_bytes = settings.max_event_bytes
         self.storm_per_message = settings.storm_per_message
         self.storm_per_minute = settings.storm_per_minute
+        self.mode = settings.mode
         self.chain = chain
         self.limits = limits
         self.publisher = publisher
@@ -172,8 +174,9 @@ class Pipeline:
             extra = {"storm_escalation": storm_trigger} if storm_trigger else {}
             self._refused(verdict, event, alert, claim, decision=dump, **extra)
             return
+        proposed = self._shadow(function)
         try:
-            trigger_id = await self.publisher.trigger(alert, decision)
+            trigger_id = await self.publisher.trigger(alert, decision, proposed)
         except TransientError as exc:
             await claim.release()
             verdict.publish_error = str(exc)
@@ -191,8 +194,13 @@ class Pipeline:
         except TransientError as exc:
             # Published all the same: retrying would trigger twice. The claim expires on its own.
             log.warning("trigger %s published, but its cooldown could not be recorded: %s", trigger_id, exc)
-        self.metrics.trigger_published(function)
-        self._audit(verdict, event, alert, Action.PUBLISHED, decision=dump, trigger_id=trigger_id)
+        self.metrics.trigger_published(function, proposed)
+        action = Action.PROPOSED if proposed else Action.PUBLISHED
+        self._audit(verdict, event, alert, action, decision=dump, trigger_id=trigger_id)
+
+    def _shadow(self, function: str) -> bool:
+        """Whether this function's decisions are proposed rather than triggered (shadow mode)."""
+        return self.chain.catalog.mode(function, self.mode) == "shadow"
 
     async def _escalate_storm(self, alert: Alert, why: str) -> str | None:
         """One escalate per storm window, fleet-wide, instead of one per suppressed alert."""
@@ -204,12 +212,13 @@ class Pipeline:
             method="storm",
             reasoning=f"alert storm: {why}; remediations past the cap are suppressed, this alert was the first",
         )
+        proposed = self._shadow(ESCALATE)
         try:
-            trigger_id = await self.publisher.trigger(alert, decision)
+            trigger_id = await self.publisher.trigger(alert, decision, proposed)
         except BaseException:
             await self.limits.release_storm_escalation()  # the next alert refused for the storm tries again
             raise
-        self.metrics.trigger_published(ESCALATE)
+        self.metrics.trigger_published(ESCALATE, proposed)
         log.warning("alert storm: escalated once (%s); %s", trigger_id, why)
         return trigger_id
 

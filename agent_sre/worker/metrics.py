@@ -28,6 +28,7 @@ class Metrics:
         self.suppressions = Counter(f"{prefix}_suppressions", "Triggers suppressed, by reason.", ["reason"], registry=r)
         self.ignored_alerts = Counter(f"{prefix}_ignored", "Alerts that need nobody (AGENT_SRE_IGNORED_ALERTS), acked.", registry=r)
         self.triggers = Counter(f"{prefix}_triggers_published", "Trigger events published and confirmed.", ["function"], registry=r)
+        self.proposals = Counter(f"{prefix}_proposals_published", "Proposals published in shadow mode, in place of a trigger.", ["function"], registry=r)
 
     # ChainObserver
     def phase(self, phase: Phase) -> None:
@@ -54,5 +55,5 @@ class Metrics:
     def ignored(self) -> None:
         self.ignored_alerts.inc()
 
-    def trigger_published(self, function: str) -> None:
-        self.triggers.labels(function).inc()
+    def trigger_published(self, function: str, proposed: bool = False) -> None:
+        (self.proposals if proposed else self.triggers).labels(function).inc()

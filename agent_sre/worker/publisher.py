@@ -27,25 +27,29 @@ from .deadletter import failed_copy
 from .topology import Topology, delay_queue_name, dlq_name, retry_delays
 
 TRIGGER_TYPE = "io.homelab.agent-sre.lambda.trigger"
+PROPOSED_TYPE = "io.homelab.agent-sre.lambda.proposed"  # shadow mode: what would have been triggered
 TRIGGER_SOURCE = "/agent-sre/remediation"
 _TRIGGER_NAMESPACE = uuid.UUID("0c7d7f55-3a8e-4f0e-9d7b-6a2f1c9e4b21")
 
 
-def trigger_id(correlation_id: str, function: str) -> str:
-    """Stable for one alert occurrence and function, so downstream consumers can deduplicate."""
-    return str(uuid.uuid5(_TRIGGER_NAMESPACE, f"{correlation_id}/{function}"))
+def trigger_id(correlation_id: str, function: str, proposed: bool = False) -> str:
+    """Stable for one alert occurrence and function, so downstream consumers can deduplicate. A
+    proposal has an id of its own: a consumer that deduplicates never takes it for the trigger."""
+    name = f"{correlation_id}/{function}" + ("/proposed" if proposed else "")
+    return str(uuid.uuid5(_TRIGGER_NAMESPACE, name))
 
 
-def build_trigger(alert: Alert, decision: Decision) -> aio_pika.Message:
-    """The trigger CloudEvent for a decided alert, in Knative broker binary mode."""
+def build_trigger(alert: Alert, decision: Decision, proposed: bool = False) -> aio_pika.Message:
+    """The trigger CloudEvent for a decided alert, in Knative broker binary mode; with `proposed`,
+    the same event as a proposal (shadow mode), which no function's filter takes."""
     if decision.lambda_function is None:
         raise ValueError("only a decided alert has a trigger")
-    event_id = trigger_id(alert.correlation_id, decision.lambda_function)
+    event_id = trigger_id(alert.correlation_id, decision.lambda_function, proposed)
     headers = trigger_headers(
         {
             "specversion": "1.0",
             "id": event_id,
-            "type": TRIGGER_TYPE,
+            "type": PROPOSED_TYPE if proposed else TRIGGER_TYPE,
             "source": TRIGGER_SOURCE,
             "subject": decision.lambda_function,
             "datacontenttype": "application/json",
@@ -92,10 +96,13 @@ class Publisher:
         self.confirm_timeout_s = confirm_timeout_s
         self._dead_letter_queue = dlq_name(settings.input_queue)
 
-    async def trigger(self, alert: Alert, decision: Decision) -> str:
-        """Publish the trigger and return its event id once the broker confirmed it."""
-        message = build_trigger(alert, decision)
-        await self._publish(self.topology.output_exchange, message, "", self.settings.output_mandatory)
+    async def trigger(self, alert: Alert, decision: Decision, proposed: bool = False) -> str:
+        """Publish the trigger (or, `proposed`, the proposal) and return its event id once the broker
+        confirmed it. A proposal is never mandatory: that nothing is bound to take proposals is no
+        failure, and the audit record holds it all the same."""
+        message = build_trigger(alert, decision, proposed)
+        mandatory = self.settings.output_mandatory and not proposed
+        await self._publish(self.topology.output_exchange, message, "", mandatory)
         return message.message_id or ""
 
     async def retry(
