@@ -16,6 +16,8 @@ from .errors import ConfigError
 # The model selectors decide what they are sure of; `ai` abstains until AGENT_SRE_AI_URL is set.
 DEFAULT_SELECTORS = ["static", "known", "trm", "rag", "fewshot", "ai", "rules"]
 DEFAULT_EVENT_TYPE = "io.homelab.prometheus.alert.fired"
+# What a function reports of a trigger it ran; always taken, beside AGENT_SRE_ACCEPTED_TYPES.
+RESULT_TYPE = "io.homelab.agent-sre.lambda.result"
 CommaList = Annotated[list[str], NoDecode]
 
 
@@ -106,6 +108,10 @@ class Settings(BaseSettings):
     # counts the same, but publishes `io.homelab.agent-sre.lambda.proposed` instead, so nothing acts.
     # A catalog function's own `mode` overrides this one (trust one function at a time).
     mode: Literal["act", "shadow"] = "act"
+    # After this many remediations of one alert fingerprint that did not resolve it (or once its
+    # function reported `failed`), the alert's next decision is `escalate`.
+    max_attempts_per_alert: int = Field(default=2, ge=1)
+    outcome_ttl_s: float = Field(default=86_400.0, gt=0)  # how long a remediation waits for its outcome
 
     # Rate limits, loop prevention and storm caps. Without a Redis URL the state is per process
     # (each replica keeps its own); with one, every replica shares it.
@@ -125,6 +131,11 @@ class Settings(BaseSettings):
     # How long a replica's claim on an alert holds while it publishes: a replica killed mid-publish
     # blocks that alert for at most this long. Must exceed the broker's confirm time.
     claim_ttl_s: float = Field(default=45.0, gt=0)
+
+    @property
+    def inbound_types(self) -> list[str]:
+        """The CloudEvent types taken in: the accepted alert types and the functions' results."""
+        return [*self.accepted_types, RESULT_TYPE]
 
     # Observability
     audit_log: Path | None = None  # None: audit records go to stdout with the logs

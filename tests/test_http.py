@@ -16,7 +16,7 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from pydantic import SecretStr
 
-from agent_sre.settings import DEFAULT_EVENT_TYPE, Settings
+from agent_sre.settings import DEFAULT_EVENT_TYPE, RESULT_TYPE, Settings
 from agent_sre.worker.deadletter import LAST_ERROR, REASON
 from agent_sre.worker.http import Ingress, bound_port, create_app, start_http
 from agent_sre.worker.metrics import Metrics
@@ -211,6 +211,14 @@ async def test_without_a_configured_token_any_caller_is_accepted(server, http, t
 NO_ALERTNAME = {"labels": {"severity": "page"}}
 
 
+async def test_a_functions_result_is_taken_like_an_alert(server, http, topology):
+    result = {"correlation_id": "corr-1", "status": "failed", "message": "pod not found"}
+    status, answer = await post(http, server.url + "/", result, {**CE_HEADERS, "ce-type": RESULT_TYPE})
+    assert status == 202 and answer["accepted"] == "evt-1"
+    [message] = await drain(topology.input_queue)
+    assert orjson.loads(message.body) == result and message.headers["type"] == RESULT_TYPE
+
+
 @pytest.mark.parametrize(
     ("path", "body", "headers", "reason"),
     [
@@ -221,8 +229,10 @@ NO_ALERTNAME = {"labels": {"severity": "page"}}
         ("/", orjson.dumps({**ALERT, "annotations": {"x": "y" * 3_000_000}}), CE_HEADERS, "too_large"),
         ("/alertmanager", orjson.dumps({**WEBHOOK, "alerts": []}), {}, "invalid_alert"),
         ("/alertmanager", b"[1, 2", {}, "invalid_json"),
+        ("/", orjson.dumps({"correlation_id": "c", "status": "ok"}), {**CE_HEADERS, "ce-type": RESULT_TYPE}, "invalid_result"),
     ],
-    ids=["not-json", "no-alertname", "unsupported-type", "no-source", "over-size", "empty-webhook", "webhook-not-json"],
+    ids=["not-json", "no-alertname", "unsupported-type", "no-source", "over-size", "empty-webhook", "webhook-not-json",
+         "bad-result"],
 )
 async def test_bad_input_is_refused_and_dead_lettered(serve, http, broker_settings, topology, path, body, headers, reason):
     settings = broker_settings.model_copy(update={"max_event_bytes": 2048})

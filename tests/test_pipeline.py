@@ -16,12 +16,13 @@ from agent_sre.errors import TransientError
 from agent_sre.schemas.alert import Alert
 from agent_sre.schemas.catalog import Catalog, load_catalog
 from agent_sre.schemas.decision import Decision
-from agent_sre.settings import DEFAULT_EVENT_TYPE, Settings
+from agent_sre.settings import DEFAULT_EVENT_TYPE, RESULT_TYPE, Settings
 from agent_sre.worker.audit import AuditLog
 from agent_sre.worker.consumer import Consumer, Pipeline
 from agent_sre.worker.deadletter import ATTEMPTS
 from agent_sre.worker.limits import LimitSettings, MemoryLimits, Refusal
 from agent_sre.worker.metrics import Metrics
+from agent_sre.worker.outcomes import MemoryOutcomes
 
 
 @dataclass
@@ -45,6 +46,12 @@ def message(*alerts: dict[str, Any], event_id: str | None = None, headers: dict[
     data: dict[str, Any] = {"version": "4", "status": "firing", "alerts": list(alerts)}
     encoded = encode_event(data, event_type=DEFAULT_EVENT_TYPE, encoding=Encoding.knative, event_id=event_id)
     return FakeMessage(encoded.body, {**(encoded.headers or {}), **(headers or {})}, message_id=encoded.message_id)
+
+
+def result(correlation_id: str, status: str, **extra: Any) -> FakeMessage:
+    encoded = encode_event({"correlation_id": correlation_id, "status": status, **extra}, event_type=RESULT_TYPE,
+                           encoding=Encoding.knative)
+    return FakeMessage(encoded.body, dict(encoded.headers or {}), message_id=encoded.message_id)
 
 
 def crash_loop(pod: str, alertname: str = "KubePodCrashLooping") -> dict[str, Any]:
@@ -98,14 +105,15 @@ class FakePublisher:
 
 class World:
     def __init__(self, tmp_path: Path, **overrides: Any) -> None:
-        self.settings = Settings(cooldown_s=600, rate_limit_burst=1000, rate_limit_per_minute=1000, **overrides)
+        self.settings = Settings(**{"cooldown_s": 600, "rate_limit_burst": 1000, "rate_limit_per_minute": 1000, **overrides})
         self.chain = FakeChain()
         self.publisher = FakePublisher()
         self.limits = MemoryLimits(LimitSettings.of(self.settings))
         self.audit_path = tmp_path / "audit.jsonl"
         self.metrics = Metrics()
+        self.outcomes = MemoryOutcomes(self.settings.outcome_ttl_s)
         self.pipeline = Pipeline(self.settings, self.chain, self.limits, self.publisher, self.metrics,  # type: ignore[arg-type]
-                                 AuditLog(self.audit_path))
+                                 AuditLog(self.audit_path), self.outcomes)
         self.consumer = Consumer(self.pipeline, self.publisher, self.metrics, self.settings)  # type: ignore[arg-type]
 
     def audit(self) -> list[dict[str, Any]]:
@@ -225,6 +233,72 @@ async def test_a_functions_own_mode_overrides_the_workers(tmp_path) -> None:
     world.chain.catalog = Catalog(functions=held, rules=catalog.rules)
     await world.consumer(message(crash_loop("api-1")))
     assert world.publisher.triggers == [] and [pod for pod, _ in world.publisher.proposals] == ["api-1"]
+
+
+async def test_a_resolution_is_the_outcome_of_the_trigger_before_it(tmp_path) -> None:
+    world = World(tmp_path)
+    await world.consumer(message(crash_loop("api-1")))
+    [published] = [r for r in world.audit() if r["action"] == "published"]
+    await world.consumer(message({**crash_loop("api-1"), "status": "resolved"}))
+    [outcome] = [r for r in world.audit() if r["action"] == "outcome"]
+    assert outcome["outcome"] == "resolved" and outcome["trigger_id"] == published["trigger_id"]
+    assert outcome["function"] == "pod-restart" and 0 <= outcome["seconds_to_resolve"] < 5
+    sample = world.metrics.registry.get_sample_value
+    assert sample("agent_sre_remediation_outcomes_total", {"function": "pod-restart", "outcome": "resolved"}) == 1
+    assert sample("agent_sre_remediation_seconds_to_resolve_count", {"function": "pod-restart"}) == 1
+    # Resolved once: a second resolution (an HA copy) is no second outcome
+    await world.consumer(message({**crash_loop("api-1"), "status": "resolved"}))
+    assert sample("agent_sre_remediation_outcomes_total", {"function": "pod-restart", "outcome": "resolved"}) == 1
+
+
+async def test_after_two_remediations_that_did_not_resolve_it_the_third_decision_is_escalate(tmp_path) -> None:
+    world = World(tmp_path, cooldown_s=0)  # so that each firing past its cooldown is decided again
+    for _ in range(3):
+        await world.consumer(message(crash_loop("api-1")))
+    functions = [d.lambda_function for _, d in world.publisher.triggers]
+    assert functions == ["pod-restart", "pod-restart", "escalate"]
+    escalation = world.publisher.triggers[2][1]
+    assert escalation.method == "outcomes" and "did not resolve it" in escalation.reasoning
+    assert world.chain.asked == ["api-1", "api-1"], "the third was decided without the selectors"
+    outcomes = [r for r in world.audit() if r["action"] == "outcome"]
+    assert [r["outcome"] for r in outcomes] == ["not_resolved", "not_resolved"]
+    assert [r["attempts"] for r in outcomes] == [1, 2]
+    # Once the alert resolves, a later firing starts over
+    await world.consumer(message({**crash_loop("api-1"), "status": "resolved"}))
+    await world.consumer(message(crash_loop("api-1")))
+    assert world.publisher.triggers[-1][1].lambda_function == "pod-restart"
+
+
+async def test_a_reported_failure_makes_the_next_decision_escalate_and_a_success_does_not(tmp_path) -> None:
+    world = World(tmp_path, cooldown_s=0, max_attempts_per_alert=5)
+    await world.consumer(message(crash_loop("api-1")))
+    await world.consumer(message(crash_loop("web-1")))
+    [api, web] = [r for r in world.audit() if r["action"] == "published"]
+    failed, succeeded = result(api["correlation_id"], "failed", message="pod not found"), result(web["correlation_id"], "succeeded")
+    for incoming in (failed, succeeded):
+        await world.consumer(incoming)
+        assert incoming.settled == ["ack"]
+    await world.consumer(message(crash_loop("api-1")))
+    await world.consumer(message(crash_loop("web-1")))
+    assert [(pod, d.lambda_function) for pod, d in world.publisher.triggers[2:]] == [("api-1", "escalate"), ("web-1", "pod-restart")]
+    assert "reported that it failed" in world.publisher.triggers[2][1].reasoning
+    reported = {r["outcome"]: r for r in world.audit() if r["action"] == "outcome" and r.get("status")}
+    assert reported["failed"]["trigger_id"] == api["trigger_id"] and reported["failed"]["result_message"] == "pod not found"
+    assert reported["succeeded"]["trigger_id"] == web["trigger_id"]
+    # The same result delivered again is no second outcome
+    await world.consumer(result(api["correlation_id"], "failed"))
+    sample = world.metrics.registry.get_sample_value
+    assert sample("agent_sre_remediation_outcomes_total", {"function": "pod-restart", "outcome": "failed"}) == 1
+
+
+async def test_a_result_for_no_trigger_is_recorded_and_a_malformed_one_dead_lettered(tmp_path) -> None:
+    world = World(tmp_path)
+    stray = result("no-such-correlation", "succeeded")
+    await world.consumer(stray)
+    assert stray.settled == ["ack"] and world.publisher.dead_letters == []
+    assert world.audit()[-1]["action"] == "result_unmatched"
+    await world.consumer(result("x", "done"))  # not a status a result may have
+    assert world.publisher.dead_letters == ["invalid_result"]
 
 
 class UnreachableLimits(MemoryLimits):

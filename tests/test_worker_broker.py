@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from agent_sre.cli import app
 from agent_sre.cli.send import Encoding, encode_event
-from agent_sre.settings import DEFAULT_EVENT_TYPE, DEFAULT_SELECTORS, Settings
+from agent_sre.settings import DEFAULT_EVENT_TYPE, DEFAULT_SELECTORS, RESULT_TYPE, Settings
 from agent_sre.worker.app import Worker
 from agent_sre.worker.audit import AuditLog
 from agent_sre.worker.deadletter import ATTEMPTS, REASON
@@ -177,6 +177,26 @@ async def test_a_proposal_nothing_is_bound_for_is_not_dead_lettered(start_worker
     await harness.dead_letters(0)
     [record] = harness.audit()
     assert record["action"] == "proposed"
+
+
+async def test_a_functions_result_and_the_resolution_are_linked_to_the_trigger(start_worker) -> None:
+    harness = await start_worker()
+    await harness.send(crash_loop())
+    [trigger] = await harness.triggers(1)
+    await harness.send({"correlation_id": trigger.headers["correlationid"], "status": "succeeded"}, event_type=RESULT_TYPE)
+    await harness.settled(2)
+    await harness.send({**crash_loop(), "status": "resolved"})  # the same fingerprint and startsAt
+    await harness.settled(3)
+    outcomes = {r["outcome"]: r for r in harness.audit() if r["action"] == "outcome"}
+    assert outcomes.keys() == {"succeeded", "resolved"}
+    assert outcomes["resolved"]["trigger_id"] == outcomes["succeeded"]["trigger_id"] == trigger.message_id
+    assert harness.sample("agent_sre_remediation_outcomes_total", function="pod-restart", outcome="resolved") == 1
+    assert harness.sample("agent_sre_remediation_outcomes_total", function="pod-restart", outcome="succeeded") == 1
+    # A result that comes after the resolution finds no trigger awaiting it, and is kept as such
+    await harness.send({"correlation_id": trigger.headers["correlationid"], "status": "failed"}, event_type=RESULT_TYPE)
+    await harness.settled(4)
+    assert harness.audit()[-1]["action"] == "result_unmatched"
+    await harness.dead_letters(0)
 
 
 async def test_a_webhook_fans_out_to_one_trigger_per_firing_alert(start_worker) -> None:
@@ -407,7 +427,8 @@ async def test_agent_sre_send_publishes_an_alert_the_worker_triggers_on(start_wo
     resolved = await asyncio.to_thread(invoke, "--resolved")
     assert resolved.exit_code == 0, resolved.output
     await harness.settled(2)
-    assert [r["action"] for r in harness.audit()] == ["published", "resolved"]
+    assert [r["action"] for r in harness.audit()] == ["published", "outcome", "resolved"]
+    assert harness.audit()[1]["outcome"] == "resolved" and harness.audit()[1]["trigger_id"] == trigger.message_id
 
     malformed = await asyncio.to_thread(invoke, "--label", "no-equals-sign")
     assert malformed.exit_code == 2 and "key=value" in malformed.output

@@ -24,6 +24,7 @@ from .connection import connect
 from .consumer import Consumer, Pipeline
 from .limits import Limits, LimitSettings, MemoryLimits
 from .metrics import Metrics
+from .outcomes import MemoryOutcomes, Outcomes, RedisOutcomes
 from .publisher import Publisher
 from .shared import RedisLimits
 from .topology import declare
@@ -72,7 +73,8 @@ class Worker:
         self._selectors_started = True
         chain = Chain(self._selectors, catalog, settings, observer=self.metrics)
         self.limits = await build_limits(settings)
-        pipeline = Pipeline(settings, chain, self.limits, self.publisher, self.metrics, self.audit)
+        outcomes = build_outcomes(settings, self.limits)
+        pipeline = Pipeline(settings, chain, self.limits, self.publisher, self.metrics, self.audit, outcomes)
         self.consumer = Consumer(pipeline, self.publisher, self.metrics, settings)
         consume_channel = await self.connection.channel(publisher_confirms=False)
         await consume_channel.set_qos(prefetch_count=settings.prefetch)
@@ -155,6 +157,13 @@ class Worker:
         self._http_runner = await http.start_http(app, self.settings.http_host, self.settings.http_port)
         self.http_port = http.bound_port(self._http_runner)
         log.info("HTTP ingress on %s:%d", self.settings.http_host, self.http_port)
+
+
+def build_outcomes(settings: Settings, limits: Limits) -> Outcomes:
+    """Beside the limits: in their Redis when they are shared, else in this process."""
+    if isinstance(limits, RedisLimits):
+        return RedisOutcomes(limits.client, prefix=settings.redis_prefix, ttl_s=settings.outcome_ttl_s)
+    return MemoryOutcomes(settings.outcome_ttl_s)
 
 
 async def build_limits(settings: Settings) -> Limits:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -21,11 +22,12 @@ from ..schemas.catalog import ESCALATE
 from ..schemas.cloudevent import InboundEvent, decode_event
 from ..schemas.decision import Decision
 from ..selectors.chain import Chain
-from ..settings import Settings
+from ..settings import RESULT_TYPE, Settings
 from .audit import AuditLog
 from .deadletter import attempts_of
 from .limits import Claim, Limits, Refusal
 from .metrics import Metrics
+from .outcomes import LambdaResult, Outcome, Outcomes, Remediation, parse_result
 from .publisher import Publisher
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,8 @@ class Action(str, Enum):
     """What became of one alert: the `action` of its audit record (one record per alert)."""
 
     PUBLISHED = "published"
+    OUTCOME = "outcome"  # what followed a remediation (agent_sre.worker.outcomes)
+    RESULT_UNMATCHED = "result_unmatched"  # a function's result for no trigger awaiting one
     PROPOSED = "proposed"  # shadow mode: the proposal went out in place of the trigger
     RESOLVED = "resolved"
     IGNORED = "ignored"
@@ -82,12 +86,15 @@ class Pipeline:
         publisher: Publisher,
         metrics: Metrics,
         audit: AuditLog,
+        outcomes: Outcomes,
     ) -> None:
-        self.accepted_types = set(settings.accepted_types)
+        self.accepted_types = set(settings.inbound_types)
         self.max_event_bytes = settings.max_event_bytes
         self.storm_per_message = settings.storm_per_message
         self.storm_per_minute = settings.storm_per_minute
         self.mode = settings.mode
+        self.max_attempts = settings.max_attempts_per_alert
+        self.outcomes = outcomes
         self.chain = chain
         self.limits = limits
         self.publisher = publisher
@@ -108,9 +115,15 @@ class Pipeline:
             if event.type not in self.accepted_types:
                 raise InputError("unsupported_type", f"event type {event.type!r} is not accepted")
             verdict.type_label = event.type
+            if event.type == RESULT_TYPE:
+                await self._handle_result(event, parse_result(event.data), verdict)
+                return verdict
             alerts = parse_alerts(event.data)
         except InputError as exc:
             verdict.invalid = (exc.reason, str(exc))
+            return verdict
+        except TransientError as exc:  # a result not recorded yet: retried
+            verdict.publish_error = str(exc)
             return verdict
         verdict.alertnames = [alert.alertname for alert in alerts]
         for alert in alerts:
@@ -125,6 +138,14 @@ class Pipeline:
 
     async def _handle_alert(self, event: InboundEvent, alert: Alert, verdict: Verdict) -> None:
         if not alert.firing:
+            try:
+                remediation = await self.outcomes.resolved(alert.identity)
+            except TransientError as exc:  # its remediation's outcome would be lost: retried
+                verdict.publish_error = str(exc)
+                self._audit(verdict, event, alert, Action.RETRY, error=str(exc))
+                return
+            if remediation is not None:
+                self._outcome(event, alert, remediation, Outcome.RESOLVED)
             self._audit(verdict, event, alert, Action.RESOLVED)
             return
         # One decision per alert at a time in this process. A repeat arriving meanwhile would only
@@ -151,7 +172,7 @@ class Pipeline:
         if refusal := await self.limits.check(key, alert.identity):
             self._refused(verdict, event, alert, refusal, reason="the selectors were not asked")
             return
-        decision = await self.chain.decide(alert)
+        decision = await self._after_earlier_attempts(event, alert) or await self.chain.decide(alert)
         dump = decision.model_dump(mode="json")
         if decision.ignored:  # needs nobody: acked, audited and counted, never dead-lettered
             self.metrics.ignored()
@@ -191,12 +212,55 @@ class Pipeline:
             verdict.actions += 1
         try:
             await claim.commit()
+            if active and not proposed:
+                await self.outcomes.triggered(alert.identity, alert.correlation_id, trigger_id, function)
         except TransientError as exc:
             # Published all the same: retrying would trigger twice. The claim expires on its own.
-            log.warning("trigger %s published, but its cooldown could not be recorded: %s", trigger_id, exc)
+            log.warning("trigger %s published, but its cooldown or outcome could not be recorded: %s", trigger_id, exc)
         self.metrics.trigger_published(function, proposed)
         action = Action.PROPOSED if proposed else Action.PUBLISHED
         self._audit(verdict, event, alert, action, decision=dump, trigger_id=trigger_id)
+
+    async def _after_earlier_attempts(self, event: InboundEvent, alert: Alert) -> Decision | None:
+        """The alert fires past its cooldown (or again) after a remediation: that one did not
+        resolve it. Past the attempts allowed, or after a reported failure, a human decides."""
+        earlier = await self.outcomes.last(alert.identity)
+        if earlier is None:
+            return None
+        if await self.outcomes.judge_unresolved(alert.identity, earlier.trigger_id):
+            self._outcome(event, alert, earlier, Outcome.NOT_RESOLVED)
+        if earlier.failed:
+            why = f"{earlier.function} reported that it failed on this alert (trigger {earlier.trigger_id})"
+        elif earlier.attempts >= self.max_attempts:
+            why = (f"{earlier.attempts} remediations of this alert ({earlier.function} last) did not resolve it "
+                   f"(AGENT_SRE_MAX_ATTEMPTS_PER_ALERT={self.max_attempts})")
+        else:
+            return None
+        return Decision(lambda_function=ESCALATE, confidence=1.0, method="outcomes", reasoning=f"{why}: a human decides")
+
+    async def _handle_result(self, event: InboundEvent, result: LambdaResult, verdict: Verdict) -> None:
+        remediation = await self.outcomes.reported(result.correlation_id, failed=result.status == "failed")
+        record = {"event_id": event.id, "correlation_id": result.correlation_id, "status": result.status,
+                  "result_message": result.message}
+        if remediation is None:
+            self._write({**record, "action": Action.RESULT_UNMATCHED.value})
+            return
+        self._write_outcome(remediation, Outcome(result.status), **record)
+
+    def _outcome(self, event: InboundEvent, alert: Alert, remediation: Remediation, outcome: Outcome) -> None:
+        seconds = round(time.time() - remediation.at, 3) if outcome is Outcome.RESOLVED else None
+        extra = {"seconds_to_resolve": seconds} if seconds is not None else {}
+        self._write_outcome(remediation, outcome, event_id=event.id, fingerprint=alert.identity,
+                            alertname=alert.alertname, **extra)
+
+    def _write_outcome(self, remediation: Remediation, outcome: Outcome, **extra: Any) -> None:
+        """One audit record and one count per outcome, each carrying the trigger it follows."""
+        self.metrics.outcome(remediation.function, outcome.value, extra.get("seconds_to_resolve"))
+        self._write({
+            "correlation_id": remediation.correlation_id, **extra, "action": Action.OUTCOME.value,
+            "outcome": outcome.value, "trigger_id": remediation.trigger_id, "function": remediation.function,
+            "attempts": remediation.attempts,
+        })
 
     def _shadow(self, function: str) -> bool:
         """Whether this function's decisions are proposed rather than triggered (shadow mode)."""

@@ -25,9 +25,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from ..errors import InputError
 from ..schemas.alert import parse_alerts
 from ..schemas.cloudevent import InboundEvent, decode_event, trigger_headers
-from ..settings import Settings
+from ..settings import RESULT_TYPE, Settings
 from .http_guard import LIMITS, GuardedSite, Limits, head_deadline
 from .metrics import Metrics
+from .outcomes import parse_result
 
 logger = logging.getLogger(__name__)
 
@@ -140,10 +141,10 @@ class _Handlers:
                 raise InputError("too_large", f"body is over the {self.settings.max_event_bytes}-byte limit "
                                  f"(the dead letter keeps its first {len(body)} bytes)")
             event = decode(body, request)
-            if event.type not in self.settings.accepted_types:
+            if event.type not in self.settings.inbound_types:
                 raise InputError("unsupported_type", f"CloudEvent type {event.type!r} is not accepted; "
-                                 f"send one of {', '.join(self.settings.accepted_types)}")
-            alerts = parse_alerts(event.data)
+                                 f"send one of {', '.join(self.settings.inbound_types)}")
+            alerts = [parse_result(event.data)] if event.type == RESULT_TYPE else parse_alerts(event.data)
             headers = _knative_headers(event, request)
         except InputError as exc:
             return await self._refuse(body, dead_letter_headers(body), exc)

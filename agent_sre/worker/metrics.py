@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from ..schemas.decision import Outcome, Phase
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+_RESOLVE_BUCKETS = (10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)
 _CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 
 
@@ -28,6 +29,8 @@ class Metrics:
         self.suppressions = Counter(f"{prefix}_suppressions", "Triggers suppressed, by reason.", ["reason"], registry=r)
         self.ignored_alerts = Counter(f"{prefix}_ignored", "Alerts that need nobody (AGENT_SRE_IGNORED_ALERTS), acked.", registry=r)
         self.triggers = Counter(f"{prefix}_triggers_published", "Trigger events published and confirmed.", ["function"], registry=r)
+        self.outcomes = Counter(f"{prefix}_remediation_outcomes", "What followed each remediation, by function and outcome.", ["function", "outcome"], registry=r)
+        self.time_to_resolve = Histogram(f"{prefix}_remediation_seconds_to_resolve", "From a confirmed trigger to its alert's resolution.", ["function"], buckets=_RESOLVE_BUCKETS, registry=r)
         self.proposals = Counter(f"{prefix}_proposals_published", "Proposals published in shadow mode, in place of a trigger.", ["function"], registry=r)
 
     # ChainObserver
@@ -54,6 +57,11 @@ class Metrics:
 
     def ignored(self) -> None:
         self.ignored_alerts.inc()
+
+    def outcome(self, function: str, outcome: str, seconds_to_resolve: float | None = None) -> None:
+        self.outcomes.labels(function, outcome).inc()
+        if seconds_to_resolve is not None:
+            self.time_to_resolve.labels(function).observe(seconds_to_resolve)
 
     def trigger_published(self, function: str, proposed: bool = False) -> None:
         (self.proposals if proposed else self.triggers).labels(function).inc()

@@ -192,10 +192,15 @@ class RedisLimits:
         return int(burst / rate) + 60_000
 
     async def _call(self, awaitable):  # type: ignore[no-untyped-def]
-        try:
-            return await awaitable
-        except (RedisError, OSError) as exc:
-            raise TransientError(f"shared state (Redis) unavailable: {type(exc).__name__}: {exc}") from exc
+        return await redis_call(awaitable)
+
+
+async def redis_call(awaitable):  # type: ignore[no-untyped-def]
+    """Await a Redis call; Redis unreachable (or failing) is a TransientError: nothing acts without it."""
+    try:
+        return await awaitable
+    except (RedisError, OSError) as exc:
+        raise TransientError(f"shared state (Redis) unavailable: {type(exc).__name__}: {exc}") from exc
 
 
 class _RedisClaim:
