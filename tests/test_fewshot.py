@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import orjson
 import pytest
 
 from agent_sre.retrieval.neighbours import LabelledText
@@ -12,6 +11,7 @@ from agent_sre.retrieval.text import alert_text
 from agent_sre.schemas.alert import Alert
 from agent_sre.schemas.catalog import Catalog, load_catalog
 from agent_sre.selectors.fewshot import FewShotSelector
+from agent_sre.worker.audit import AuditLog
 
 
 @pytest.fixture(scope="module")
@@ -85,20 +85,19 @@ async def test_injected_instructions_do_not_move_the_decision(generated: FewShot
     assert {} == proposal.parameters  # the chain fills them from the labels
 
 
-async def test_confirmed_past_decisions_from_the_audit_log_are_neighbours(catalog: Catalog, tmp_path: Path) -> None:
-    # Given the operator's own annotation once mapped a custom alert to job-retry, and a model's
-    # unconfirmed choice mapped another to pod-restart
+async def test_past_decisions_that_worked_are_neighbours(catalog: Catalog, tmp_path: Path) -> None:
+    # Given a custom alert once mapped to job-retry, which resolved it, and another mapped to
+    # pod-restart, which nothing showed to work (both as the worker writes them)
     audit = tmp_path / "audit.jsonl"
-    records = [
-        {"action": "published", "alertname": "NightlyBorgBackupBroken",
-         "decision": {"lambda_function": "job-retry", "parameters": {"name": "injected"}, "method": "static"}},
-        {"action": "published", "alertname": "NightlyBorgBackupBroken",
-         "decision": {"lambda_function": "pod-restart", "parameters": {}, "method": "trm"}},
-    ]
-    audit.write_bytes(b"\n".join(orjson.dumps(r) for r in records) + b"\n")
+    log = AuditLog(audit)
+    for trigger, function in (("t1", "job-retry"), ("t2", "pod-restart")):
+        log.write({"action": "published", "alertname": "NightlyBorgBackupBroken", "trigger_id": trigger,
+                   "decision": {"lambda_function": function, "parameters": {"name": "injected"}, "method": "trm"}})
+    log.write({"action": "outcome", "outcome": "resolved", "trigger_id": "t1", "function": "job-retry"})
+    log.close()
     selector = FewShotSelector(catalog, tmp_path / "cache", k=1, per_pattern=0, audit_log=audit)
     selector.load(extra=_examples((UNRELATED[1], "escalate")))
-    assert selector.examples is not None and len(selector.examples) == 2  # the trm record is not confirmed
+    assert selector.examples is not None and len(selector.examples) == 2  # the unconfirmed one is left out
     proposal = await selector.select(_alert("NightlyBorgBackupBroken", job_name="borg-2024", namespace="backup"))
     assert proposal is not None and proposal.lambda_function == "job-retry"
     # the neighbour lends its function, never its parameters

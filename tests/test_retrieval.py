@@ -7,6 +7,7 @@ import orjson
 import pytest
 
 from agent_sre.retrieval.audit_examples import confirmed_examples
+from agent_sre.worker.audit import AuditLog
 from agent_sre.retrieval.bm25 import BM25
 from agent_sre.retrieval.cache import VectorCache
 from agent_sre.retrieval.calibration import Logistic, fit_logistic
@@ -113,22 +114,36 @@ def test_vote_agreement_drops_when_neighbours_disagree() -> None:
     assert ExampleSet([], np.zeros((0, 3), dtype=np.float32)).vote(query, 3) is None
 
 
-def test_only_confirmed_published_decisions_become_examples(tmp_path) -> None:
-    def record(action: str, function: str, method: str, **extra: object) -> bytes:
-        decision = {"lambda_function": function, "parameters": {"name": "evil"}, "method": method, "confidence": 0.9}
-        return orjson.dumps({"action": action, "alertname": "BackupBroken", "decision": decision, **extra})
-
+def test_only_published_decisions_that_worked_become_examples(tmp_path) -> None:
     log = tmp_path / "audit.jsonl"
-    log.write_bytes(b"\n".join([
-        record("published", "job-retry", "static"),
-        record("published", "job-retry", "static"),  # a repeat adds nothing
-        record("published", "pod-restart", "trm"),  # the model's own choice: not confirmed
-        record("published", "check-pvc-status", "rag", confirmed=True),
-        record("no_decision", "escalate", "static"),
-        record("published", "rm-rf", "static"),  # not in the catalog
-        b"{not json",
-    ]) + b"\n")
+    audit = AuditLog(log)
+
+    def published(trigger: str, function: str, method: str = "trm", alertname: str = "BackupBroken") -> None:
+        decision = {"lambda_function": function, "parameters": {"name": "evil"}, "method": method, "confidence": 0.9}
+        audit.write({"action": "published", "alertname": alertname, "labels": {"job_name": "borg"},
+                     "decision": decision, "trigger_id": trigger})
+
+    def outcome(trigger: str, result: str) -> None:
+        audit.write({"action": "outcome", "outcome": result, "trigger_id": trigger, "function": "x"})
+
+    published("t1", "job-retry")
+    outcome("t1", "resolved")
+    published("t2", "job-retry")  # the same alert and function again adds nothing
+    outcome("t2", "succeeded")
+    published("t3", "pod-restart", method="static")  # the operator's annotation, but never seen to work
+    published("t4", "check-pvc-status")
+    outcome("t4", "succeeded")
+    outcome("t4", "failed")  # and then said otherwise
+    published("t5", "scale-pod")
+    outcome("t5", "not_resolved")
+    published("t6", "rm-rf")  # not in the catalog
+    outcome("t6", "resolved")
+    audit.write({"action": "no_decision", "alertname": "BackupBroken", "trigger_id": "t7"})
+    outcome("t7", "resolved")
+    audit.close()
+    with log.open("ab") as stream:
+        stream.write(b"{not json\n" + orjson.dumps({"action": "published", "someone": "else"}) + b"\n")
     examples = confirmed_examples(log, load_catalog())
-    assert sorted(e.function for e in examples) == ["check-pvc-status", "job-retry"]
-    assert all(e.origin == "audit" and e.text.startswith("Backup Broken") for e in examples)
+    assert [e.function for e in examples] == ["job-retry"]
+    assert examples[0].origin == "audit" and examples[0].text.startswith("Backup Broken")
     assert confirmed_examples(tmp_path / "missing.jsonl", load_catalog()) == []

@@ -12,6 +12,7 @@ import aio_pika
 import aiohttp
 import orjson
 import pytest
+from pydantic import SecretStr
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from typer.testing import CliRunner
 
@@ -179,8 +180,14 @@ async def test_a_proposal_nothing_is_bound_for_is_not_dead_lettered(start_worker
     assert record["action"] == "proposed"
 
 
-async def test_a_functions_result_and_the_resolution_are_linked_to_the_trigger(start_worker) -> None:
-    harness = await start_worker()
+@pytest.mark.parametrize("state", ["memory", "redis"])
+async def test_a_functions_result_and_the_resolution_are_linked_to_the_trigger(
+    start_worker, state: str, redis_url: str, redis_prefix: str
+) -> None:
+    shared = {"redis_url": SecretStr(redis_url), "redis_prefix": redis_prefix} if state == "redis" else {}
+    harness = await start_worker(**shared)
+    backend = type(harness.worker.consumer.pipeline.outcomes).__name__  # type: ignore[union-attr]
+    assert backend == {"memory": "MemoryOutcomes", "redis": "RedisOutcomes"}[state]
     await harness.send(crash_loop())
     [trigger] = await harness.triggers(1)
     await harness.send({"correlation_id": trigger.headers["correlationid"], "status": "succeeded"}, event_type=RESULT_TYPE)
@@ -197,6 +204,31 @@ async def test_a_functions_result_and_the_resolution_are_linked_to_the_trigger(s
     await harness.settled(4)
     assert harness.audit()[-1]["action"] == "result_unmatched"
     await harness.dead_letters(0)
+
+
+async def test_a_resolved_remediation_is_a_fewshot_neighbour_in_the_next_select(start_worker, tmp_path) -> None:
+    harness = await start_worker()
+    # An alert name no example resembles, so that only the audit can teach it
+    backup = {"labels": {"alertname": "ZorbQuuxGlimmer", "job_name": "zq-1", "namespace": "shop"},
+              "annotations": {"lambda_function": "job-retry"}, "startsAt": "2026-11-21T10:00:00Z"}
+    await harness.send(backup)
+    await harness.triggers(1)
+
+    def select() -> dict[str, Any]:
+        alert = {"labels": {"alertname": "ZorbQuuxGlimmer", "job_name": "zq-2", "namespace": "shop"}}
+        env = {"AGENT_SRE_AUDIT_LOG": str(harness.audit_path), "AGENT_SRE_FEWSHOT_K": "1",
+               "AGENT_SRE_RETRIEVAL_CACHE_DIR": str(tmp_path / "cache")}
+        result = CliRunner().invoke(app, ["select", "--selectors", "fewshot", orjson.dumps(alert).decode()], env=env)
+        assert result.exit_code == 0, result.output
+        [phase] = orjson.loads(result.output.strip().splitlines()[-1])["phases"]
+        return phase
+
+    before = await asyncio.to_thread(select)
+    assert before["outcome"] != "decided", "published, but not yet seen to work: no example"
+    await harness.send({**backup, "status": "resolved"})
+    await harness.settled(2)
+    after = await asyncio.to_thread(select)
+    assert after["lambda_function"] == "job-retry" and after["confidence"] > before["confidence"] + 0.2
 
 
 async def test_a_webhook_fans_out_to_one_trigger_per_firing_alert(start_worker) -> None:

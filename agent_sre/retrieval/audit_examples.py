@@ -1,12 +1,11 @@
-"""Confirmed past decisions, read from the worker's audit log (JSON lines), as labelled examples.
+"""Past decisions that worked, read from the worker's audit log (JSON lines), as labelled examples.
 
-A decision counts as confirmed when it was published and either came from the operator's own
-`lambda_function` annotation (method `static`) or carries `"confirmed": true`, set by whoever
-reviewed it. Decisions the model selectors made on their own are not confirmed: learning from
-them would let one mistake reinforce itself.
-
-The worker's audit records carry the alert's name and labels (not its annotations); what a
-record carries is embedded like a training example.
+A published decision is an example once what followed it says it worked: its alert resolved, or
+its function reported `succeeded` (an `outcome` record carrying its `trigger_id`), and nothing
+said otherwise (`failed`, `not_resolved`). Whatever chose it, a decision nobody saw work is not
+learnt from: one mistake would reinforce itself. Records are read with the writer's own model
+(`agent_sre.schemas.audit.AuditRecord`); what a record carries (the alert's name and labels) is
+embedded like a training example.
 """
 
 from __future__ import annotations
@@ -14,10 +13,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import orjson
 from pydantic import ValidationError
 
 from ..schemas.alert import Alert
+from ..schemas.audit import AuditRecord
 from ..schemas.catalog import Catalog
 from .neighbours import LabelledText
 from .text import alert_text
@@ -28,7 +27,7 @@ MAX_TAIL_BYTES = 8 * 1024 * 1024  # only the newest records: an audit log grows 
 
 
 def confirmed_examples(path: Path | None, catalog: Catalog, max_bytes: int = MAX_TAIL_BYTES) -> list[LabelledText]:
-    """One example per distinct (text, function) among the confirmed decisions in the log's tail."""
+    """One example per distinct (text, function) among the decisions in the log's tail that worked."""
     if path is None or not path.exists():
         return []
     try:
@@ -42,43 +41,36 @@ def confirmed_examples(path: Path | None, catalog: Catalog, max_bytes: int = MAX
     lines = tail.splitlines()
     if len(tail) >= max_bytes and lines:
         lines = lines[1:]  # the first line was cut in the middle
+    records = [record for line in lines if (record := _record(line)) is not None]
+    worked, failed = set(), set()
+    for record in records:
+        if record.action == "outcome" and record.trigger_id:
+            (worked if record.outcome in _WORKED else failed).add(record.trigger_id)
     seen: dict[tuple[str, str], LabelledText] = {}
-    for line in lines:
-        example = _example(line, catalog)
-        if example is not None:
-            seen.setdefault((example.text, example.function), example)
+    for record in records:
+        if record.action == "published" and record.trigger_id in worked - failed:
+            example = _example(record, catalog)
+            if example is not None:
+                seen.setdefault((example.text, example.function), example)
     return list(seen.values())
 
 
-def _example(line: bytes, catalog: Catalog) -> LabelledText | None:
-    try:
-        record = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(record, dict) or record.get("action") != "published":
-        return None
-    decision = record.get("decision")
-    if not isinstance(decision, dict):
-        return None
-    function = decision.get("lambda_function")
-    if function not in catalog.by_name:
-        return None
-    if decision.get("method") != "static" and record.get("confirmed") is not True:
-        return None
-    alert = _alert(record)
-    return LabelledText(alert_text(alert), function, "audit") if alert is not None else None
+_WORKED = {"resolved", "succeeded"}
 
 
-def _alert(record: dict) -> Alert | None:
-    labels = record.get("labels")
-    if not isinstance(labels, dict):
-        labels = {}
-    name = record.get("alertname")
-    if isinstance(name, str) and name:
-        labels = {**labels, "alertname": name}
-    annotations = record.get("annotations") if isinstance(record.get("annotations"), dict) else {}
+def _record(line: bytes) -> AuditRecord | None:
     try:
-        alert = Alert(labels=labels, annotations=annotations)
+        return AuditRecord.model_validate_json(line)
+    except ValidationError:  # not JSON, or another program's line on stdout
+        return None
+
+
+def _example(record: AuditRecord, catalog: Catalog) -> LabelledText | None:
+    function = (record.decision or {}).get("lambda_function")
+    if function not in catalog.by_name or not record.alertname:
+        return None
+    try:
+        alert = Alert(labels={**(record.labels or {}), "alertname": record.alertname})
     except ValidationError:
         return None
-    return alert if alert.labels.get("alertname") else None
+    return LabelledText(alert_text(alert), function, "audit")

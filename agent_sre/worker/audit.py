@@ -1,4 +1,4 @@
-"""The audit trail: one JSON line per decision, with its phases and what was done about it."""
+"""The audit trail: one JSON line per record (`agent_sre.schemas.audit.AuditRecord`), flushed each."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
+
+from ..schemas.audit import AuditRecord
 
 
 class AuditLog:
@@ -21,8 +23,10 @@ class AuditLog:
             path.parent.mkdir(parents=True, exist_ok=True)
         self._stream: TextIO = path.open("a", encoding="utf-8") if path else sys.stdout
 
-    def write(self, record: dict[str, Any]) -> None:
-        line = orjson.dumps({"ts": datetime.now(timezone.utc).isoformat(), "audit": True, **record}).decode()
+    def write(self, fields: dict[str, Any]) -> None:
+        """Write one record; a key AuditRecord does not name raises ValueError (pydantic's)."""
+        record = AuditRecord.model_validate({**fields, "ts": datetime.now(timezone.utc)})
+        line = orjson.dumps(record.model_dump(mode="json", exclude_none=True)).decode()
         with self._lock:
             self._stream.write(line + "\n")
             self._stream.flush()
