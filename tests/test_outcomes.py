@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from agent_sre.errors import TransientError
 from agent_sre.worker.outcomes import MemoryOutcomes, Outcomes, RedisOutcomes
+from agent_sre.worker.shared import Batch
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ async def replicas(redis_url: str, redis_prefix: str) -> AsyncIterator[Callable[
 
     def replica(ttl_s: float = 3600) -> RedisOutcomes:
         clients.append(aioredis.Redis.from_url(redis_url, decode_responses=True))
-        return RedisOutcomes(clients[-1], prefix=redis_prefix, ttl_s=ttl_s)
+        return RedisOutcomes(Batch(clients[-1]), prefix=redis_prefix, ttl_s=ttl_s)
 
     yield replica
     for client in clients:
@@ -81,7 +82,7 @@ async def test_a_remediation_waits_for_its_outcome_only_so_long(store) -> None:
 
 async def test_redis_unreachable_is_a_transient_error(redis_prefix: str) -> None:
     client = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
-    outcomes = RedisOutcomes(client, prefix=redis_prefix, ttl_s=60)
+    outcomes = RedisOutcomes(Batch(client), prefix=redis_prefix, ttl_s=60)
     try:
         with pytest.raises(TransientError, match="Redis"):
             await outcomes.triggered("fp", "corr", "trigger", "pod-restart")

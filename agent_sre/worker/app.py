@@ -162,7 +162,7 @@ class Worker:
 def build_outcomes(settings: Settings, limits: Limits) -> Outcomes:
     """Beside the limits: in their Redis when they are shared, else in this process."""
     if isinstance(limits, RedisLimits):
-        return RedisOutcomes(limits.client, prefix=settings.redis_prefix, ttl_s=settings.outcome_ttl_s)
+        return RedisOutcomes(limits.batch, prefix=settings.redis_prefix, ttl_s=settings.outcome_ttl_s)
     return MemoryOutcomes(settings.outcome_ttl_s)
 
 

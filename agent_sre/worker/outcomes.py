@@ -22,12 +22,11 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Literal, Protocol
 
-import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import InputError
 from .limits import Clock
-from .shared import redis_call
+from .shared import Batch, redis_call
 
 
 class Outcome(str, Enum):
@@ -145,68 +144,84 @@ class MemoryOutcomes:
             self._fingerprint_of.pop(remediation.correlation_id, None)
 
 
-# KEYS: remediation hash, correlation key. ARGV: trigger id, function, correlation id, at, ttl ms.
+# Every script below runs on the limits' batch (`shared.Batch`): pipelined with their calls, so an
+# outcome costs a fraction of a round trip. KEYS[1] is always a key under the `{prefix}` hash tag;
+# ARGV[1] names the other one (of the same slot) where a script needs it.
+
+# KEYS: remediation hash. ARGV: correlation key, trigger id, function, correlation id, at, ttl ms.
 _TRIGGERED = """
-local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-redis.call('HSET', KEYS[1], 'trigger_id', ARGV[1], 'function', ARGV[2], 'correlation_id', ARGV[3],
-  'at', ARGV[4], 'failed', '0', 'judged', '0', 'reported', '0')
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('SET', KEYS[2], KEYS[1], 'PX', ARGV[5])
-return attempts
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HSET', KEYS[1], 'trigger_id', ARGV[2], 'function', ARGV[3], 'correlation_id', ARGV[4],
+  'at', ARGV[5], 'failed', '0', 'judged', '0', 'reported', '0')
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('SET', ARGV[1], KEYS[1], 'PX', ARGV[6])
+return 1
 """
 
-# KEYS: remediation hash. ARGV: field that must equal, its value, field to set once, extra field, its value.
-# Returns 1 when this call set it, 0 when it was set already or the remediation is another one.
-_SET_ONCE = """
-if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
-if redis.call('HGET', KEYS[1], ARGV[3]) ~= '0' then return 0 end
-redis.call('HSET', KEYS[1], ARGV[3], '1')
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], ARGV[4], ARGV[5]) end
+_LAST = "return redis.call('HGETALL', KEYS[1])"
+
+# KEYS: remediation hash. ARGV: trigger id. Marks it judged; 1 only for the call that did.
+_JUDGE = """
+if redis.call('HGET', KEYS[1], 'trigger_id') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'judged') ~= '0' then return 0 end
+redis.call('HSET', KEYS[1], 'judged', '1')
 return 1
+"""
+
+# KEYS: remediation hash. ARGV: correlation key prefix. Read and delete as one: one caller gets it.
+_RESOLVED = """
+local fields = redis.call('HGETALL', KEYS[1])
+if #fields == 0 then return fields end
+redis.call('DEL', KEYS[1])
+for i = 1, #fields, 2 do
+  if fields[i] == 'correlation_id' then redis.call('DEL', ARGV[1] .. fields[i + 1]) end
+end
+return fields
+"""
+
+# KEYS: correlation key. ARGV: correlation id, failed (0/1). The remediation, for the first report only.
+_REPORTED = """
+local key = redis.call('GET', KEYS[1])
+if not key then return {} end
+if redis.call('HGET', key, 'correlation_id') ~= ARGV[1] then return {} end
+if redis.call('HGET', key, 'reported') ~= '0' then return {} end
+local fields = redis.call('HGETALL', key)
+redis.call('HSET', key, 'reported', '1', 'failed', ARGV[2])
+return fields
 """
 
 
 class RedisOutcomes:
     """Outcomes in Redis, under the limits' `{prefix}` hash tag: `outcome:<fingerprint>` (a hash)
-    and `outcome-of:<correlation id>` (its key), both for `ttl_s`."""
+    and `outcome-of:<correlation id>` (its key), both for `ttl_s`. Each call is one script on the
+    limits' batch."""
 
-    def __init__(self, client: aioredis.Redis, *, prefix: str, ttl_s: float, clock: Clock = time.time) -> None:
-        self.client = client
+    def __init__(self, batch: Batch, *, prefix: str, ttl_s: float, clock: Clock = time.time) -> None:
         self.prefix = "{" + prefix + "}"
         self.ttl_ms = int(ttl_s * 1000)
         self.clock = clock
-        self._triggered = client.register_script(_TRIGGERED)
-        self._set_once = client.register_script(_SET_ONCE)
+        self._triggered = batch.script(_TRIGGERED)
+        self._last = batch.script(_LAST)
+        self._judge = batch.script(_JUDGE)
+        self._resolved = batch.script(_RESOLVED)
+        self._reported = batch.script(_REPORTED)
 
     async def triggered(self, fingerprint: str, correlation_id: str, trigger_id: str, function: str) -> None:
-        keys = [self._key(fingerprint), f"{self.prefix}:outcome-of:{correlation_id}"]
-        await self._call(self._triggered(keys, [trigger_id, function, correlation_id, repr(self.clock()), self.ttl_ms]))
+        args = [self._of(correlation_id), trigger_id, function, correlation_id, repr(self.clock()), self.ttl_ms]
+        await redis_call(self._triggered([self._key(fingerprint)], args))
 
     async def last(self, fingerprint: str) -> Remediation | None:
-        return _remediation(await self._call(self.client.hgetall(self._key(fingerprint))))
+        return _remediation(await redis_call(self._last([self._key(fingerprint)], [])))
 
     async def judge_unresolved(self, fingerprint: str, trigger_id: str) -> bool:
-        return bool(await self._call(self._set_once([self._key(fingerprint)], ["trigger_id", trigger_id, "judged", "", ""])))
+        return bool(await redis_call(self._judge([self._key(fingerprint)], [trigger_id])))
 
     async def resolved(self, fingerprint: str) -> Remediation | None:
-        key = self._key(fingerprint)
-        async with self.client.pipeline(transaction=True) as pipe:  # read and delete as one: one caller gets it
-            pipe.hgetall(key).delete(key)
-            found, _ = await self._call(pipe.execute())
-        remediation = _remediation(found)
-        if remediation is not None:
-            await self._call(self.client.delete(f"{self.prefix}:outcome-of:{remediation.correlation_id}"))
-        return remediation
+        return _remediation(await redis_call(self._resolved([self._key(fingerprint)], [self._of("")])))
 
     async def reported(self, correlation_id: str, failed: bool) -> Remediation | None:
-        key = await self._call(self.client.get(f"{self.prefix}:outcome-of:{correlation_id}"))
-        if key is None:
-            return None
-        remediation = _remediation(await self._call(self.client.hgetall(key)))
-        args = ["correlation_id", correlation_id, "reported", "failed", "1" if failed else "0"]
-        if remediation is None or not await self._call(self._set_once([key], args)):
-            return None
-        return remediation
+        found = await redis_call(self._reported([self._of(correlation_id)], [correlation_id, int(failed)]))
+        return _remediation(found)
 
     async def close(self) -> None:
         pass  # the client is the limits', closed with them
@@ -214,12 +229,14 @@ class RedisOutcomes:
     def _key(self, fingerprint: str) -> str:
         return f"{self.prefix}:outcome:{fingerprint}"
 
-    async def _call(self, awaitable):  # type: ignore[no-untyped-def]
-        return await redis_call(awaitable)
+    def _of(self, correlation_id: str) -> str:
+        return f"{self.prefix}:outcome-of:{correlation_id}"
 
 
-def _remediation(fields: dict[str, str] | None) -> Remediation | None:
-    if not fields or "trigger_id" not in fields:
+def _remediation(flat: list[str] | None) -> Remediation | None:
+    """From a script's HGETALL answer: field, value, field, value, …"""
+    fields = dict(zip(flat[::2], flat[1::2])) if flat else {}
+    if "trigger_id" not in fields:
         return None
     return Remediation(
         trigger_id=fields["trigger_id"],

@@ -119,11 +119,11 @@ class RedisLimits:
         self.replica = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._claims = itertools.count()
         self._held: set[str] = set()
-        self._batch = _Batch(client)
-        self._reserve = self._batch.script(_RESERVE)
-        self._release = self._batch.script(_RELEASE)
-        self._commit = self._batch.script(_COMMIT)
-        self._delete_if = self._batch.script(_DELETE_IF)
+        self.batch = Batch(client)
+        self._reserve = self.batch.script(_RESERVE)
+        self._release = self.batch.script(_RELEASE)
+        self._commit = self.batch.script(_COMMIT)
+        self._delete_if = self.batch.script(_DELETE_IF)
 
     @classmethod
     def from_url(cls, url: str, timeout_s: float, limits: LimitSettings, *, prefix: str, claim_ttl_s: float) -> RedisLimits:
@@ -232,7 +232,7 @@ class _RedisClaim:
             limits._held.discard(self.claim)
 
 
-class _Batch:
+class Batch:
     """Script calls made while a batch is on its way go to Redis together, in one pipeline: one
     round trip and one write for many alerts. Under load that cuts the client's cost per call by
     more than half (redis-py's per-command overhead, not Redis, is what costs here); alone, a call
@@ -292,7 +292,7 @@ class _Batch:
 
 
 class _Script:
-    def __init__(self, batch: _Batch, source: str) -> None:
+    def __init__(self, batch: Batch, source: str) -> None:
         self.batch, self.source = batch, source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
