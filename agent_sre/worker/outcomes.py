@@ -100,7 +100,7 @@ class MemoryOutcomes:
     async def triggered(self, fingerprint: str, correlation_id: str, trigger_id: str, function: str) -> None:
         previous = await self.last(fingerprint)
         attempts = previous.attempts + 1 if previous else 1
-        self._by_fingerprint.pop(fingerprint, None)
+        self._forget(fingerprint)  # with the earlier trigger's correlation id: a late result matches nothing
         self._by_fingerprint[fingerprint] = Remediation(trigger_id, function, correlation_id, self.clock(), attempts)
         self._fingerprint_of[correlation_id] = fingerprint
         while len(self._by_fingerprint) > self.max_items:
