@@ -84,8 +84,6 @@ class Outcomes(Protocol):
         """A function's result for this alert occurrence; None when no trigger awaits one, or its
         result is recorded already."""
 
-    async def close(self) -> None: ...
-
 
 class MemoryOutcomes:
     """In this process's memory, for at most `max_items` fingerprints (the oldest are forgotten)."""
@@ -134,9 +132,6 @@ class MemoryOutcomes:
             return None
         self._by_fingerprint[fingerprint] = replace(remediation, reported=True, failed=failed)  # type: ignore[index]
         return remediation
-
-    async def close(self) -> None:
-        pass
 
     def _forget(self, fingerprint: str) -> None:
         remediation = self._by_fingerprint.pop(fingerprint, None)
@@ -194,7 +189,7 @@ return fields
 class RedisOutcomes:
     """Outcomes in Redis, under the limits' `{prefix}` hash tag: `outcome:<fingerprint>` (a hash)
     and `outcome-of:<correlation id>` (its key), both for `ttl_s`. Each call is one script on the
-    limits' batch."""
+    limits' batch; their client is closed with them."""
 
     def __init__(self, batch: Batch, *, prefix: str, ttl_s: float, clock: Clock = time.time) -> None:
         self.prefix = "{" + prefix + "}"
@@ -222,9 +217,6 @@ class RedisOutcomes:
     async def reported(self, correlation_id: str, failed: bool) -> Remediation | None:
         found = await redis_call(self._reported([self._of(correlation_id)], [correlation_id, int(failed)]))
         return _remediation(found)
-
-    async def close(self) -> None:
-        pass  # the client is the limits', closed with them
 
     def _key(self, fingerprint: str) -> str:
         return f"{self.prefix}:outcome:{fingerprint}"
