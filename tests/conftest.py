@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -130,8 +131,18 @@ class OwnRedis:
             assert time.monotonic() < deadline, "redis-server did not start"
             time.sleep(0.02)
 
+    def pause(self) -> None:
+        """SIGSTOP: the port stays open and the socket accepts writes, but nothing answers."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)
             self.process.kill()
             self.process.wait(10)
             self.process = None

@@ -136,3 +136,24 @@ async def test_an_unreachable_redis_is_a_transient_error_never_a_pass(
     with pytest.raises(TransientError, match="Redis"):
         await call(limits)
     await limits.close()
+
+
+async def test_a_silent_redis_times_out_and_its_late_answers_never_reach_the_next_call(own_redis, redis_prefix: str) -> None:
+    """Redis stopped (SIGSTOP), not gone: the socket takes the calls and nothing answers. Each call
+    fails within the timeout; once Redis answers again, the answers it owed the timed-out calls
+    must not be read as the next call's."""
+    limits = RedisLimits.from_url(own_redis.url, 0.3, LimitSettings(**OPTIONS), prefix=redis_prefix, claim_ttl_s=30)
+    assert not isinstance(await limits.reserve("e1/a", "fp1", "pod-restart", "shop", True), Refusal)  # connected
+    own_redis.pause()
+    try:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(TransientError, match="Redis"):
+            await limits.reserve("e2/a", "fp2", "pod-restart", "shop", True)
+        assert asyncio.get_running_loop().time() - started < 2.0
+    finally:
+        own_redis.resume()
+    # fp2's reservation may or may not have been applied before the pause took hold; either way
+    # the next answers are these calls' own: fp1 is in its claim (cooldown), fp3 is free.
+    assert await limits.check("e9/a", "fp1") is Refusal.COOLDOWN
+    assert await limits.check("e3/a", "fp3") is None
+    await limits.close()
