@@ -18,6 +18,12 @@ DEFAULT_SELECTORS = ["static", "known", "trm", "rag", "fewshot", "ai", "rules"]
 DEFAULT_EVENT_TYPE = "io.homelab.prometheus.alert.fired"
 # What a function reports of a trigger it ran; always taken, beside AGENT_SRE_ACCEPTED_TYPES.
 RESULT_TYPE = "io.homelab.agent-sre.lambda.result"
+# A human's answer to an approval request, and the worker's own timer for one left unanswered.
+APPROVAL_ANSWER_TYPES = (
+    "io.homelab.agent-sre.approval.granted",
+    "io.homelab.agent-sre.approval.denied",
+    "io.homelab.agent-sre.approval.expired",
+)
 CommaList = Annotated[list[str], NoDecode]
 
 
@@ -108,6 +114,11 @@ class Settings(BaseSettings):
     # counts the same, but publishes `io.homelab.agent-sre.lambda.proposed` instead, so nothing acts.
     # A catalog function's own `mode` overrides this one (trust one function at a time).
     mode: Literal["act", "shadow"] = "act"
+    # Functions of this risk or above (none by default) wait for a human's approval before they act;
+    # so does a catalog function with `mode: approve`. Requests are held in Redis (AGENT_SRE_REDIS_URL)
+    # and, unanswered for approval_ttl_s, end in escalate.
+    approval_risk: Literal["low", "medium", "high"] | None = None
+    approval_ttl_s: float = Field(default=3600.0, gt=0)
     # After this many remediations of one alert fingerprint that did not resolve it (or once its
     # function reported `failed`), the alert's next decision is `escalate`.
     max_attempts_per_alert: int = Field(default=2, ge=1)
@@ -134,8 +145,9 @@ class Settings(BaseSettings):
 
     @property
     def inbound_types(self) -> list[str]:
-        """The CloudEvent types taken in: the accepted alert types and the functions' results."""
-        return [*self.accepted_types, RESULT_TYPE]
+        """The CloudEvent types taken in: the accepted alert types, the functions' results and the
+        answers to approval requests."""
+        return [*self.accepted_types, RESULT_TYPE, *APPROVAL_ANSWER_TYPES]
 
     # Observability
     audit_log: Path | None = None  # None: audit records go to stdout with the logs

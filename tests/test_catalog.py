@@ -318,7 +318,7 @@ def test_a_missing_catalog_file_is_a_config_error(tmp_path: Path) -> None:
         load_catalog(tmp_path / "absent.json")
 
 
-def test_a_functions_mode_is_act_or_shadow_and_anything_else_refuses_to_load(tmp_path) -> None:
+def test_a_functions_mode_is_act_shadow_or_approve_and_anything_else_refuses_to_load(tmp_path) -> None:
     raw = json.loads(resources.files("agent_sre.data").joinpath("catalog.json").read_text())
     raw["functions"][0]["mode"] = "shadow"
     path = tmp_path / "catalog.json"
@@ -331,3 +331,27 @@ def test_a_functions_mode_is_act_or_shadow_and_anything_else_refuses_to_load(tmp
     path.write_text(json.dumps(raw))
     with pytest.raises(ConfigError, match="mode"):
         load_catalog(path)
+
+
+def test_functions_at_the_approval_risk_or_above_wait_for_approval_and_escalate_never_does(tmp_path) -> None:
+    raw = json.loads(resources.files("agent_sre.data").joinpath("catalog.json").read_text())
+    catalog = load_catalog(resources.files("agent_sre.data").joinpath("catalog.json"))  # type: ignore[arg-type]
+    risks = {f.name: f.risk for f in catalog.functions}
+    assert risks["pod-restart"] == "medium" and risks["job-retry"] == "low" and risks["pod-check-status"] == "none"
+    assert catalog.mode("pod-restart", "act", "medium") == "approve"
+    assert catalog.mode("job-retry", "act", "medium") == "act"
+    assert catalog.mode("job-retry", "act", "low") == "approve"
+    assert catalog.mode("escalate", "act", "low") == "act"
+    assert catalog.mode("pod-restart", "shadow", "medium") == "shadow"  # nothing acts, nothing to approve
+    assert catalog.mode("pod-restart", "act", None) == "act"
+    assert not catalog.needs_approvals("act", None) and not catalog.needs_approvals("act", "high")  # none is high
+    assert catalog.needs_approvals("act", "medium")
+    # One function trusted less than the rest: its own `mode: approve`, whatever AGENT_SRE_MODE says
+    for function in raw["functions"]:
+        if function["name"] == "job-retry":
+            function["mode"] = "approve"
+    path = tmp_path / "catalog.json"
+    path.write_text(json.dumps(raw))
+    own = load_catalog(path)
+    assert own.mode("job-retry", "shadow") == "approve" and own.mode("pod-restart", "act") == "act"
+    assert own.needs_approvals("shadow", None)

@@ -22,7 +22,7 @@ from agent_sre.schemas.alert import Alert
 from agent_sre.schemas.decision import Decision
 from agent_sre.settings import Settings
 from agent_sre.worker.connection import connect, publish_confirmed
-from agent_sre.worker.publisher import build_trigger
+from agent_sre.worker.publisher import Kind, build_trigger
 
 pytestmark = pytest.mark.broker
 
@@ -146,9 +146,12 @@ def test_a_body_that_is_not_a_trigger_is_shown_not_fatal() -> None:
     )
 
 
-def test_a_proposal_is_shown_as_one_so_nobody_takes_it_for_an_action() -> None:
+def test_a_proposal_or_an_approval_request_is_shown_as_one_so_nobody_takes_it_for_an_action() -> None:
     alert, decision, trigger = _trigger("api-1")
-    proposal = build_trigger(alert, decision, proposed=True)
+    proposal = build_trigger(alert, decision, Kind.PROPOSED)
     assert format_trigger(proposal.body, proposal.headers["type"]).startswith("proposed: pod-restart ")
     assert not format_trigger(trigger.body, trigger.headers["type"]).startswith("proposed")
     assert proposal.message_id != trigger.message_id, "a proposal never shares the trigger's id"
+    request = build_trigger(alert, decision, Kind.APPROVAL_REQUESTED)
+    assert format_trigger(request.body, request.headers["type"]).startswith("approval requested: pod-restart ")
+    assert request.message_id not in (trigger.message_id, proposal.message_id)

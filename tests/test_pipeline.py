@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from agent_sre.cli.send import Encoding, encode_event
-from agent_sre.errors import TransientError
+from agent_sre.errors import ConfigError, TransientError
 from agent_sre.schemas.alert import Alert
 from agent_sre.schemas.catalog import Catalog, load_catalog
 from agent_sre.schemas.decision import Decision
@@ -23,6 +23,7 @@ from agent_sre.worker.deadletter import ATTEMPTS
 from agent_sre.worker.limits import LimitSettings, MemoryLimits, Refusal
 from agent_sre.worker.metrics import Metrics
 from agent_sre.worker.outcomes import MemoryOutcomes
+from agent_sre.worker.publisher import Kind
 
 
 @dataclass
@@ -88,10 +89,10 @@ class FakePublisher:
         self.fail_triggers = False
         self.slow_s = 0.0
 
-    async def trigger(self, alert: Alert, decision: Decision, proposed: bool = False) -> str:
+    async def trigger(self, alert: Alert, decision: Decision, kind: Kind = Kind.TRIGGER, extra: Any = None) -> str:
         if self.fail_triggers:
             raise TransientError("the broker did not confirm")
-        (self.proposals if proposed else self.triggers).append((alert.labels["pod"], decision))
+        (self.triggers if kind is Kind.TRIGGER else self.proposals).append((alert.labels["pod"], decision))
         return f"trigger-{len(self.triggers)}"
 
     async def retry(self, message: Any, attempts: int, error: str, alertnames: list[str], reason: str = "publish_failed") -> str:
@@ -344,3 +345,9 @@ async def test_a_shutdown_cancelling_the_consumer_mid_settlement_still_finishes_
     await asyncio.sleep(0.3)
     # The dead letter went out and the message was acked: it is not redelivered a second time
     assert world.publisher.dead_letters == ["no_decision"] and incoming.settled == ["ack"]
+
+
+def test_a_pipeline_that_would_wait_for_approvals_refuses_to_be_built_without_somewhere_to_hold_them(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="AGENT_SRE_REDIS_URL"):
+        World(tmp_path, approval_risk="medium")
+    World(tmp_path, approval_risk="high")  # no function of the catalog is that risky: nothing waits

@@ -49,11 +49,11 @@ def encode_event(
     }
     if encoding is Encoding.structured:
         body = orjson.dumps({**attributes, "datacontenttype": "application/json", "data": data})
-        return _message(body, {}, "application/cloudevents+json", event_id)
+        return event_message(body, {}, "application/cloudevents+json", event_id)
     prefix = _PREFIXES[encoding]
     headers: dict[str, Any] = {prefix + name: value for name, value in attributes.items()}
     headers["content-type" if encoding is Encoding.knative else prefix + "datacontenttype"] = "application/json"
-    return _message(orjson.dumps(data), headers, "application/json", event_id)
+    return event_message(orjson.dumps(data), headers, "application/json", event_id)
 
 
 def build_alert(
@@ -130,7 +130,7 @@ def _pairs(items: list[str] | None, option: str) -> dict[str, str]:
     return pairs
 
 
-def _message(body: bytes, headers: dict[str, Any], content_type: str, event_id: str) -> aio_pika.Message:
+def event_message(body: bytes, headers: dict[str, Any], content_type: str, event_id: str) -> aio_pika.Message:
     return aio_pika.Message(
         body=body,
         headers=headers,

@@ -20,12 +20,15 @@ from ..errors import AgentSreError, TransientError
 from ..logs import mask_secrets
 from ..settings import Settings
 from ..worker.connection import connect
-from ..worker.publisher import PROPOSED_TYPE
+from ..worker.publisher import Kind
 from ..worker.topology import declare
 from .common import fail, load_settings
 
 # Unacked deliveries in hand; any left when watch stops go back to the queue, none is lost.
 _PREFETCH = 16
+
+
+_PREFIXES = {Kind.PROPOSED.value: ["proposed:"], Kind.APPROVAL_REQUESTED.value: ["approval", "requested:"]}
 
 
 def default_queue(settings: Settings) -> str:
@@ -34,7 +37,8 @@ def default_queue(settings: Settings) -> str:
 
 def format_trigger(body: bytes, event_type: object = None) -> str:
     """One line: function, parameters, alert name, confidence, selector and correlation id; a
-    proposal (shadow mode, nothing acted) starts with `proposed:`."""
+    proposal (shadow mode, nothing acted) starts with `proposed:`, an approval request (nothing
+    acted yet) with `approval requested:`."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -44,7 +48,7 @@ def format_trigger(body: bytes, event_type: object = None) -> str:
     alert = data.get("alert") if isinstance(data.get("alert"), dict) else {}
     labels = alert.get("labels") if isinstance(alert.get("labels"), dict) else {}
     return " ".join(
-        (["proposed:"] if event_type == PROPOSED_TYPE else [])
+        _PREFIXES.get(str(event_type), [])
         + [
             _text(data.get("lambda_function")),
             orjson.dumps(data.get("parameters") or {}).decode(),

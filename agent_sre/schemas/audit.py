@@ -34,6 +34,7 @@ class AuditRecord(BaseModel):
     reason: str | None = None
     error: str | None = None
     storm_escalation: str | None = None  # the storm's escalate trigger, on the first alert refused for it
+    by: str | None = None  # who answered an approval request
 
     # What became of the message, on records written at its settlement
     message: str | None = None  # dead_lettered, retry, busy or requeued

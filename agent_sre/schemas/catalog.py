@@ -33,6 +33,7 @@ from .alert import Alert
 from .decision import Proposal
 
 ESCALATE = "escalate"
+RISKS = ("none", "low", "medium", "high")  # in order
 _TRANSFORMS = {"", "host", "pair", "key"}
 
 
@@ -118,13 +119,14 @@ class FunctionSpec(BaseModel):
 
     name: str
     description: str
-    risk: Literal["none", "low", "medium", "high"]
+    risk: Literal["none", "low", "medium", "high"]  # RISKS
     parameters: list[ParameterSpec] = Field(default_factory=list)
     when: list[str] = Field(default_factory=list)  # the situations it is for, in words
     evidence: Evidence | None = None  # None: nothing to show (escalate)
-    # `shadow`: its decisions publish a proposal instead of a trigger; `act`: a trigger. None:
-    # AGENT_SRE_MODE decides. So a team can let one function act while the rest stay in shadow.
-    mode: Literal["act", "shadow"] | None = None
+    # `shadow`: its decisions publish a proposal instead of a trigger; `act`: a trigger; `approve`:
+    # a trigger once a human approves. None: AGENT_SRE_MODE decides. So a team can let one function
+    # act while the rest stay in shadow.
+    mode: Literal["act", "shadow", "approve"] | None = None
 
 
 class Rule(BaseModel):
@@ -171,10 +173,20 @@ class Catalog(BaseModel):
         }
         return frozenset({"namespace", "exported_namespace"} | sources)
 
-    def mode(self, function: str, default: str) -> str:
-        """`act` or `shadow` for this function: its own mode, else the worker's (AGENT_SRE_MODE)."""
+    def mode(self, function: str, default: str, approval_risk: str | None = None) -> str:
+        """`act`, `shadow` or `approve` for this function: its own mode, else the worker's
+        (AGENT_SRE_MODE). One that would act waits for approval when its risk is `approval_risk`
+        (AGENT_SRE_APPROVAL_RISK) or above; escalate never waits."""
         spec = self.by_name.get(function)
-        return (spec.mode if spec is not None else None) or default
+        mode = (spec.mode if spec is not None else None) or default
+        if mode == "act" and approval_risk is not None and spec is not None and function != ESCALATE:
+            if RISKS.index(spec.risk) >= RISKS.index(approval_risk):
+                return "approve"
+        return mode
+
+    def needs_approvals(self, default: str, approval_risk: str | None) -> bool:
+        """Whether any function would wait for approval: the worker then needs Redis to hold them."""
+        return any(self.mode(name, default, approval_risk) == "approve" for name in self.by_name)
 
     @property
     def names(self) -> list[str]:

@@ -18,13 +18,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.v1.event import CloudEvent
+from pydantic import BaseModel, ValidationError
 
 from ..errors import InputError
+
+M = TypeVar("M", bound=BaseModel)
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents"
 _PREFIXES = ("ce-", "cloudevents_", "cloudevents:")
@@ -97,6 +100,15 @@ def decode_event(
         attributes["id"] = message_id or hashlib.sha256(body).hexdigest()[:32]
     check_attributes(attributes)
     return InboundEvent(attributes=attributes, data=data)
+
+
+def event_data(model: type[M], data: Any, *, reason: str, what: str, expected: str) -> M:
+    """An event's data as `model`; InputError(`reason`) naming each problem and the shape `expected`."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'data'}: {e['msg']}" for e in exc.errors())
+        raise InputError(reason, f"not {what} ({problems}); expected {expected}") from exc
 
 
 def check_attributes(attributes: Mapping[str, str]) -> None:

@@ -19,13 +19,14 @@ from ..schemas.catalog import load_catalog
 from ..selectors.base import Selector, SelectorContext, close_selectors, create_selectors, start_selectors
 from ..selectors.chain import Chain
 from ..settings import Settings
+from .approvals import Approval, NotWaiting, RedisApprovals, waiting
 from .audit import AuditLog
 from .connection import connect
 from .consumer import Consumer, Pipeline
 from .limits import Limits, LimitSettings, MemoryLimits
 from .metrics import Metrics
 from .outcomes import MemoryOutcomes, Outcomes, RedisOutcomes
-from .publisher import Publisher
+from .publisher import Publisher, approval_answer
 from .shared import RedisLimits
 from .topology import declare
 
@@ -42,6 +43,7 @@ class Worker:
         self.consumer: Consumer | None = None
         self.http_port: int | None = None
         self.limits: Limits | None = None
+        self.approvals: RedisApprovals | None = None
         self._selectors: list[Selector] = []
         self._selectors_started = False
         self._queue: Any = None
@@ -63,18 +65,25 @@ class Worker:
     async def start(self) -> None:
         settings = self.settings
         catalog = load_catalog(settings.catalog_path)
+        with_approvals = catalog.needs_approvals(settings.mode, settings.approval_risk)
+        if with_approvals and settings.redis_url is None:  # before anything loads or connects
+            raise ConfigError(
+                "approvals are held in Redis: set AGENT_SRE_REDIS_URL (or _FILE), or unset AGENT_SRE_APPROVAL_RISK "
+                "and every catalog `mode: approve`"
+            )
         self._selectors = create_selectors(settings.selectors, SelectorContext(settings, catalog))
         await self._start_http()  # first, so liveness answers while the broker and models load
         self.connection = await connect(settings, "worker", robust=True)
         publish_channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
-        topology = await declare(publish_channel, settings)
+        topology = await declare(publish_channel, settings, approvals=with_approvals)
         self.publisher = Publisher(topology, settings)
         await start_selectors(self._selectors)
         self._selectors_started = True
         chain = Chain(self._selectors, catalog, settings, observer=self.metrics)
         self.limits = await build_limits(settings)
         outcomes = build_outcomes(settings, self.limits)
-        pipeline = Pipeline(settings, chain, self.limits, self.publisher, self.metrics, self.audit, outcomes)
+        self.approvals = build_approvals(settings, self.limits) if with_approvals else None
+        pipeline = Pipeline(settings, chain, self.limits, self.publisher, self.metrics, self.audit, outcomes, self.approvals)
         self.consumer = Consumer(pipeline, self.publisher, self.metrics, settings)
         consume_channel = await self.connection.channel(publisher_confirms=False)
         await consume_channel.set_qos(prefetch_count=settings.prefetch)
@@ -144,6 +153,19 @@ class Worker:
     async def dead_letter_raw(self, body: bytes, headers: Mapping[str, Any], reason: str, error: str) -> None:
         await self._require_publisher().dead_letter_raw(body, headers, reason, error)
 
+    async def answer_approval(self, correlation_id: str, approved: bool, by: str) -> Approval:
+        """`POST /approvals/{id}`: the request must wait for an answer; the answer then goes to the
+        input exchange, as `agent-sre approvals` and any other client send it."""
+        if self.approvals is None:
+            raise NotWaiting("approvals are off: set AGENT_SRE_APPROVAL_RISK or a catalog `mode: approve`")
+        approval = await waiting(self.approvals, correlation_id)
+        body, headers = approval_answer(correlation_id, approved, by)
+        await self._require_publisher().publish_input(body, headers, "application/json", headers["id"])
+        return approval
+
+    async def pending_approvals(self) -> list[Approval]:
+        return await self.approvals.pending() if self.approvals is not None else []
+
     def _require_publisher(self) -> Publisher:
         if self.publisher is None:
             raise TransientError("not connected to the broker yet")
@@ -157,6 +179,14 @@ class Worker:
         self._http_runner = await http.start_http(app, self.settings.http_host, self.settings.http_port)
         self.http_port = http.bound_port(self._http_runner)
         log.info("HTTP ingress on %s:%d", self.settings.http_host, self.http_port)
+
+
+def build_approvals(settings: Settings, limits: Limits) -> RedisApprovals:
+    """In the limits' Redis; the Worker refuses to start approvals without one."""
+    if not isinstance(limits, RedisLimits):
+        raise ConfigError("approvals are held in Redis: set AGENT_SRE_REDIS_URL (or _FILE)")
+    return RedisApprovals(limits.batch, prefix=settings.redis_prefix, keep_s=settings.dedup_ttl_s,
+                          lease_s=settings.claim_ttl_s)
 
 
 def build_outcomes(settings: Settings, limits: Limits) -> Outcomes:

@@ -16,19 +16,20 @@ from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from ..errors import InputError, TransientError
+from ..errors import ConfigError, InputError, TransientError
 from ..schemas.alert import Alert, parse_alerts
 from ..schemas.catalog import ESCALATE
 from ..schemas.cloudevent import InboundEvent, decode_event
 from ..schemas.decision import Decision
 from ..selectors.chain import Chain
-from ..settings import RESULT_TYPE, Settings
+from ..settings import APPROVAL_ANSWER_TYPES, RESULT_TYPE, Settings
+from .approvals import APPROVAL_EXPIRED_TYPE, APPROVAL_GRANTED_TYPE, Answer, Approval, RedisApprovals, State, parse_answer
 from .audit import AuditLog
 from .deadletter import attempts_of
 from .limits import Claim, Limits, Refusal
 from .metrics import Metrics
 from .outcomes import LambdaResult, Outcome, Outcomes, Remediation, parse_result
-from .publisher import Publisher
+from .publisher import Kind, Publisher
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,12 @@ class Action(str, Enum):
     OUTCOME = "outcome"  # what followed a remediation (agent_sre.worker.outcomes)
     RESULT_UNMATCHED = "result_unmatched"  # a function's result for no trigger awaiting one
     PROPOSED = "proposed"  # shadow mode: the proposal went out in place of the trigger
+    APPROVAL_REQUESTED = "approval_requested"  # a human is asked; the trigger waits (approvals.py)
+    APPROVAL_PENDING = "approval_pending"  # the alert again, while its request waits
+    APPROVAL_DENIED = "approval_denied"  # denied: escalated instead
+    APPROVAL_EXPIRED = "approval_expired"  # unanswered within AGENT_SRE_APPROVAL_TTL_S: escalated
+    APPROVAL_WITHDRAWN = "approval_withdrawn"  # the alert resolved while its request waited
+    APPROVAL_UNMATCHED = "approval_unmatched"  # an answer for no request waiting for one
     RESOLVED = "resolved"
     IGNORED = "ignored"
     NO_DECISION = "no_decision"
@@ -87,12 +94,21 @@ class Pipeline:
         metrics: Metrics,
         audit: AuditLog,
         outcomes: Outcomes,
+        approvals: RedisApprovals | None = None,
     ) -> None:
+        if approvals is None and chain.catalog.needs_approvals(settings.mode, settings.approval_risk):
+            raise ConfigError(
+                "approvals are held in Redis: set AGENT_SRE_REDIS_URL (or _FILE), or unset AGENT_SRE_APPROVAL_RISK "
+                "and every catalog `mode: approve`"
+            )
         self.accepted_types = set(settings.inbound_types)
         self.max_event_bytes = settings.max_event_bytes
         self.storm_per_message = settings.storm_per_message
         self.storm_per_minute = settings.storm_per_minute
         self.mode = settings.mode
+        self.approval_risk = settings.approval_risk
+        self.approval_ttl_s = settings.approval_ttl_s
+        self.approvals = approvals
         self.max_attempts = settings.max_attempts_per_alert
         self.outcomes = outcomes
         self.chain = chain
@@ -117,6 +133,9 @@ class Pipeline:
             verdict.type_label = event.type
             if event.type == RESULT_TYPE:
                 await self._handle_result(event, parse_result(event.data), verdict)
+                return verdict
+            if event.type in APPROVAL_ANSWER_TYPES:
+                await self._handle_answer(event, parse_answer(event.data), verdict)
                 return verdict
             alerts = parse_alerts(event.data)
         except InputError as exc:
@@ -147,6 +166,7 @@ class Pipeline:
             if remediation is not None:
                 self._outcome(event, alert, remediation, Outcome.RESOLVED)
             self._audit(verdict, event, alert, Action.RESOLVED)
+            await self._withdraw(event, alert, verdict)
             return
         # One decision per alert at a time in this process. A repeat arriving meanwhile would only
         # meet the cooldown that decision starts, or share its fate (its retry, its dead letter),
@@ -195,9 +215,13 @@ class Pipeline:
             extra = {"storm_escalation": storm_trigger} if storm_trigger else {}
             self._refused(verdict, event, alert, claim, decision=dump, **extra)
             return
-        proposed = self._shadow(function)
+        mode = self._mode(function)
+        if mode == "approve":
+            await self._request_approval(event, alert, decision, dump, claim, verdict)
+            return
+        proposed = mode == "shadow"
         try:
-            trigger_id = await self.publisher.trigger(alert, decision, proposed)
+            trigger_id = await self.publisher.trigger(alert, decision, Kind.PROPOSED if proposed else Kind.TRIGGER)
         except TransientError as exc:
             await claim.release()
             verdict.publish_error = str(exc)
@@ -262,9 +286,141 @@ class Pipeline:
             "attempts": remediation.attempts,
         })
 
-    def _shadow(self, function: str) -> bool:
-        """Whether this function's decisions are proposed rather than triggered (shadow mode)."""
-        return self.chain.catalog.mode(function, self.mode) == "shadow"
+    def _mode(self, function: str) -> str:
+        """`act`, `shadow` (proposed, not triggered) or `approve` (a human first) for this function."""
+        return self.chain.catalog.mode(function, self.mode, self.approval_risk)
+
+    async def _request_approval(
+        self, event: InboundEvent, alert: Alert, decision: Decision, dump: dict[str, Any], claim: Claim, verdict: Verdict
+    ) -> None:
+        """Ask a human: the request's timer, then the request held in Redis, then its event. The
+        claim (cooldown, tokens) holds from now: the trigger, if approved, takes no more."""
+        assert self.approvals is not None  # the constructor refuses approve modes without them
+        function = decision.lambda_function or ""
+        request = Approval.of(alert, decision, self.approval_ttl_s)
+        try:
+            # The timer first: without a request it finds nothing when it comes back, and a request
+            # stored without one would never expire.
+            await self.publisher.approval_timer(alert.correlation_id)
+            earlier = await self.approvals.request(request)
+        except BaseException as exc:
+            await claim.release()
+            if not isinstance(exc, TransientError):
+                raise
+            verdict.publish_error = str(exc)
+            self._audit(verdict, event, alert, Action.RETRY, decision=dump, error=str(exc))
+            return
+        if earlier is not None:
+            await claim.release()  # nothing acted
+            if earlier.state in (State.DENIED, State.EXPIRED):  # this very occurrence was refused
+                await self._escalate_refused(event, alert, earlier, earlier.state, earlier.by or "", verdict)
+            else:
+                self._audit(verdict, event, alert, Action.APPROVAL_PENDING, decision=dump,
+                            reason=f"its approval request for {earlier.function} waits for an answer")
+            return
+        try:
+            request_id = await self.publisher.trigger(
+                alert, decision, Kind.APPROVAL_REQUESTED, {"phases": dump["phases"], "expires_at": request.expires_at}
+            )
+        except BaseException as exc:
+            await claim.release()
+            try:
+                await self.approvals.cancel(alert.correlation_id)
+            except TransientError:  # held without its event: its timer still ends it in escalate
+                log.warning("approval request for %s could not be withdrawn after its publish failed", alert.correlation_id)
+            if not isinstance(exc, TransientError):
+                raise
+            verdict.publish_error = str(exc)
+            self._audit(verdict, event, alert, Action.RETRY, decision=dump, error=str(exc))
+            return
+        try:
+            await claim.commit()
+        except TransientError as exc:
+            log.warning("approval request %s published, but its cooldown could not be recorded: %s", request_id, exc)
+        self.metrics.approval(function, "requested")
+        self._audit(verdict, event, alert, Action.APPROVAL_REQUESTED, decision=dump, trigger_id=request_id)
+
+    async def _handle_answer(self, event: InboundEvent, answer: Answer, verdict: Verdict) -> None:
+        """A human's answer, or the request's timer: the trigger, or escalate."""
+        correlation_id = answer.correlation_id
+        expired = event.type == APPROVAL_EXPIRED_TYPE
+        unmatched = {"event_id": event.id, "correlation_id": correlation_id, "by": answer.by,
+                     "action": Action.APPROVAL_UNMATCHED.value}
+        if self.approvals is None:
+            self._write({**unmatched, "reason": "approvals are off (no AGENT_SRE_APPROVAL_RISK or mode: approve)"})
+            return
+        taken = await self.approvals.take(correlation_id, expired=expired)
+        if isinstance(taken, str):
+            if not expired:  # a timer whose request was answered in time is no news
+                self._write({**unmatched, "reason": f"no request waits for an answer ({taken})"})
+            return
+        alert, decision = taken.rebuilt()
+        if expired:
+            await self._escalate_refused(event, alert, taken, State.EXPIRED, "", verdict, take=True)
+            return
+        if event.type != APPROVAL_GRANTED_TYPE:
+            await self._escalate_refused(event, alert, taken, State.DENIED, answer.by or "", verdict, take=True)
+            return
+        by = answer.by or "unknown"
+        try:
+            trigger_id = await self.publisher.trigger(alert, decision, Kind.TRIGGER, {"approved_by": by})
+        except BaseException:
+            await self._give_back(correlation_id)
+            raise  # TransientError: the answer is retried
+        try:
+            await self.approvals.finish(correlation_id, State.APPROVED, by)
+            await self.outcomes.triggered(alert.identity, correlation_id, trigger_id, taken.function)
+        except TransientError as exc:
+            log.warning("trigger %s published on approval, but that could not be recorded: %s", trigger_id, exc)
+        self.metrics.approval(taken.function, State.APPROVED.value)
+        self.metrics.trigger_published(taken.function)
+        self._audit(verdict, event, alert, Action.PUBLISHED, decision=taken.decision, trigger_id=trigger_id, by=by)
+
+    async def _escalate_refused(
+        self, event: InboundEvent, alert: Alert, approval: Approval, state: State, by: str, verdict: Verdict,
+        take: bool = False,
+    ) -> None:
+        """Denied, or unanswered in time: a human decides. With `take`, this replica holds the
+        request and records the answer once the escalate is out."""
+        why = (f"{approval.function} was denied by {by or 'someone'}" if state is State.DENIED else
+               f"nobody approved {approval.function} within {self.approval_ttl_s:g}s (AGENT_SRE_APPROVAL_TTL_S)")
+        escalation = Decision(lambda_function=ESCALATE, confidence=1.0, method="approval", reasoning=f"{why}: a human decides")
+        try:
+            trigger_id = await self.publisher.trigger(alert, escalation)
+        except BaseException:
+            if take:
+                await self._give_back(approval.correlation_id)
+            raise
+        if take:
+            try:
+                await self.approvals.finish(approval.correlation_id, state, by)  # type: ignore[union-attr]
+            except TransientError as exc:
+                log.warning("escalated %s, but the approval's answer could not be recorded: %s", trigger_id, exc)
+            self.metrics.approval(approval.function, state.value)
+        self.metrics.trigger_published(ESCALATE)
+        action = Action.APPROVAL_DENIED if state is State.DENIED else Action.APPROVAL_EXPIRED
+        self._audit(verdict, event, alert, action, decision=escalation.model_dump(mode="json"), trigger_id=trigger_id,
+                    by=by or None)
+
+    async def _give_back(self, correlation_id: str) -> None:
+        try:
+            await self.approvals.give_back(correlation_id)  # type: ignore[union-attr]
+        except TransientError:  # its lease runs out on its own
+            log.warning("approval %s stays taken until its lease runs out", correlation_id)
+
+    async def _withdraw(self, event: InboundEvent, alert: Alert, verdict: Verdict) -> None:
+        """The alert resolved while a human was asked: nothing is left to approve."""
+        if self.approvals is None:
+            return
+        try:
+            withdrawn = await self.approvals.withdraw(alert.correlation_id)
+        except TransientError as exc:  # its answer or timer still finds the request; logged, not retried
+            log.warning("approval request for %s could not be withdrawn: %s", alert.alertname, exc)
+            return
+        if withdrawn is not None:
+            self.metrics.approval(withdrawn.function, State.WITHDRAWN.value)
+            self._audit(verdict, event, alert, Action.APPROVAL_WITHDRAWN,
+                        reason=f"resolved before anyone answered the request for {withdrawn.function}")
 
     async def _escalate_storm(self, alert: Alert, why: str) -> str | None:
         """One escalate per storm window, fleet-wide, instead of one per suppressed alert."""
@@ -276,9 +432,9 @@ class Pipeline:
             method="storm",
             reasoning=f"alert storm: {why}; remediations past the cap are suppressed, this alert was the first",
         )
-        proposed = self._shadow(ESCALATE)
+        proposed = self._mode(ESCALATE) == "shadow"
         try:
-            trigger_id = await self.publisher.trigger(alert, decision, proposed)
+            trigger_id = await self.publisher.trigger(alert, decision, Kind.PROPOSED if proposed else Kind.TRIGGER)
         except BaseException:
             await self.limits.release_storm_escalation()  # the next alert refused for the storm tries again
             raise

@@ -1,4 +1,4 @@
-"""HTTP ingress (CloudEvents and Alertmanager webhooks) plus /metrics, /healthz and /readyz.
+"""HTTP ingress (CloudEvents and Alertmanager webhooks), approvals, /metrics, /healthz and /readyz.
 
 Every accepted event becomes one AMQP message on the input exchange, in the Knative broker's
 binary mode, and is answered 202 only once the broker confirmed it. A 4xx is final for
@@ -22,10 +22,11 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ..errors import InputError
+from ..errors import InputError, TransientError
 from ..schemas.alert import parse_alerts
 from ..schemas.cloudevent import InboundEvent, decode_event, trigger_headers
-from ..settings import RESULT_TYPE, Settings
+from ..settings import APPROVAL_ANSWER_TYPES, RESULT_TYPE, Settings
+from .approvals import Approval, NotWaiting, parse_answer
 from .http_guard import LIMITS, GuardedSite, Limits, head_deadline
 from .metrics import Metrics
 from .outcomes import parse_result
@@ -45,6 +46,12 @@ class Ingress(Protocol):
     async def dead_letter_raw(self, body: bytes, headers: dict[str, str], reason: str, error: str) -> None:
         """Put a refused request body on the dead-letter queue with its reason; raise on failure."""
 
+    async def answer_approval(self, correlation_id: str, approved: bool, by: str) -> Approval:
+        """Put a person's answer on the input exchange; NotWaiting when no request waits for one."""
+
+    async def pending_approvals(self) -> list[Approval]:
+        """The approval requests waiting for an answer."""
+
 
 def create_app(ingress: Ingress, metrics: Metrics, settings: Settings, is_ready: Callable[[], bool]) -> web.Application:
     # client_max_size guards any handler that reads the whole body; ours read at most one byte more.
@@ -58,6 +65,8 @@ def create_app(ingress: Ingress, metrics: Metrics, settings: Settings, is_ready:
     handlers = _Handlers(ingress, metrics, settings, is_ready)
     app.router.add_post("/", handlers.cloudevent)
     app.router.add_post("/alertmanager", handlers.alertmanager)
+    app.router.add_get("/approvals", handlers.approvals)
+    app.router.add_post("/approvals/{correlation_id}", handlers.answer)
     app.router.add_get("/metrics", handlers.metrics_page)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
@@ -90,6 +99,54 @@ class _Handlers:
 
     async def alertmanager(self, request: web.Request) -> web.Response:
         return await self._ingest(request, self._wrap_webhook, self._webhook_attributes)
+
+    async def approvals(self, request: web.Request) -> web.Response:
+        if (refused := self._approvals_refused(request)) is not None:
+            return refused
+        try:
+            pending = await self.ingress.pending_approvals()
+        except TransientError as exc:
+            return _error(503, "unavailable", str(exc))
+        return web.json_response({"approvals": [approval.summary() for approval in pending]})
+
+    async def answer(self, request: web.Request) -> web.Response:
+        """`{"approved": true|false, "by": "who"}`: 202 once the answer is on the input exchange."""
+        if (refused := self._approvals_refused(request)) is not None:
+            return refused
+        correlation_id = request.match_info["correlation_id"]
+        try:
+            async with asyncio.timeout(self.settings.http_body_timeout_s):
+                body, truncated = await _read_limited(request, 4096)
+            payload = orjson.loads(body)
+            if truncated or not isinstance(payload, dict):
+                raise ValueError("not a JSON object")
+            approved, by = payload.get("approved"), payload.get("by")
+            if not isinstance(approved, bool) or not isinstance(by, str) or not 0 < len(by.strip()) <= 200:
+                raise ValueError("`approved` must be true or false and `by` the name of who answers")
+        except TimeoutError:
+            return await self._body_timed_out(request)
+        except ValueError as exc:  # orjson's JSONDecodeError is one
+            return _error(400, "invalid_answer", f'send {{"approved": true|false, "by": "your name"}}: {exc}')
+        try:
+            approval = await self.ingress.answer_approval(correlation_id, approved, by.strip())
+        except NotWaiting as exc:
+            return _error(404 if "no approval request" in str(exc) else 409, "not_waiting", str(exc))
+        except Exception as exc:  # isolation point: Redis or the broker; the person can try again
+            logger.warning("answering approval %s failed: %s", correlation_id, exc)
+            return _error(503, "unavailable", f"the answer could not be passed on; retry: {exc}")
+        logger.info("approval answered over HTTP", extra={"correlation_id": correlation_id, "approved": approved, "by": by})
+        return web.json_response({"correlation_id": correlation_id, "function": approval.function,
+                                  "answer": "approved" if approved else "denied", "by": by.strip()}, status=202)
+
+    def _approvals_refused(self, request: web.Request) -> web.Response | None:
+        """Approvals need the bearer token: without one configured, nobody may answer over HTTP."""
+        if self.token is None:
+            return _error(403, "no_token", "answering approvals over HTTP needs AGENT_SRE_HTTP_TOKEN(_FILE) set; "
+                          "or use `agent-sre approvals`")
+        if not self._authorized(request):
+            return _error(401, "unauthorized", "send `Authorization: Bearer <token>` with the configured token",
+                          headers={"WWW-Authenticate": "Bearer"})
+        return None
 
     async def metrics_page(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -144,7 +201,12 @@ class _Handlers:
             if event.type not in self.settings.inbound_types:
                 raise InputError("unsupported_type", f"CloudEvent type {event.type!r} is not accepted; "
                                  f"send one of {', '.join(self.settings.inbound_types)}")
-            alerts = [parse_result(event.data)] if event.type == RESULT_TYPE else parse_alerts(event.data)
+            if event.type == RESULT_TYPE:
+                alerts: list[object] = [parse_result(event.data)]
+            elif event.type in APPROVAL_ANSWER_TYPES:
+                alerts = [parse_answer(event.data)]
+            else:
+                alerts = list(parse_alerts(event.data))
             headers = _knative_headers(event, request)
         except InputError as exc:
             return await self._refuse(body, dead_letter_headers(body), exc)

@@ -22,9 +22,9 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import InputError
+from ..schemas.cloudevent import event_data
 from .limits import Clock
 from .shared import Batch, redis_call
 
@@ -47,12 +47,8 @@ class LambdaResult(BaseModel):
 
 
 def parse_result(data: object) -> LambdaResult:
-    try:
-        return LambdaResult.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'data'}: {e['msg']}" for e in exc.errors())
-        raise InputError("invalid_result", f"not a lambda result ({problems}); expected "
-                         '{"correlation_id": "...", "status": "succeeded"|"failed", "message": "..."}') from exc
+    return event_data(LambdaResult, data, reason="invalid_result", what="a lambda result",
+                      expected='{"correlation_id": "...", "status": "succeeded"|"failed", "message": "..."}')
 
 
 @dataclass(frozen=True)

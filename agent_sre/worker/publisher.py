@@ -1,6 +1,7 @@
 """Everything the worker publishes, each publish confirmed by the broker or raised as TransientError.
 
-- triggers: binary-mode CloudEvents with bare header names, to the output exchange;
+- triggers (and proposals, approval requests): binary-mode CloudEvents with bare header names,
+  to the output exchange; an approval request's timer, to the delay queue for its TTL;
 - retries: a copy of the failed message, to the delay queue for its attempt;
 - dead letters: a copy with the reason, to `<input queue>.dlq`;
 - events taken in over HTTP, to the input exchange (or straight to the DLQ when unreadable).
@@ -12,44 +13,59 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from enum import Enum
 from typing import Any
 
 import aio_pika
 import orjson
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 
+from ..errors import TransientError
 from ..schemas.alert import Alert
 from ..schemas.cloudevent import trigger_headers
 from ..schemas.decision import Decision
 from ..settings import Settings
+from .approvals import APPROVAL_DENIED_TYPE, APPROVAL_EXPIRED_TYPE, APPROVAL_GRANTED_TYPE, APPROVAL_REQUESTED_TYPE
 from .connection import publish_confirmed
 from .deadletter import failed_copy
 from .topology import Topology, delay_queue_name, dlq_name, retry_delays
 
 TRIGGER_TYPE = "io.homelab.agent-sre.lambda.trigger"
-PROPOSED_TYPE = "io.homelab.agent-sre.lambda.proposed"  # shadow mode: what would have been triggered
+PROPOSED_TYPE = "io.homelab.agent-sre.lambda.proposed"
 TRIGGER_SOURCE = "/agent-sre/remediation"
+APPROVALS_SOURCE = "/agent-sre/approvals"
 _TRIGGER_NAMESPACE = uuid.UUID("0c7d7f55-3a8e-4f0e-9d7b-6a2f1c9e4b21")
 
 
-def trigger_id(correlation_id: str, function: str, proposed: bool = False) -> str:
-    """Stable for one alert occurrence and function, so downstream consumers can deduplicate. A
-    proposal has an id of its own: a consumer that deduplicates never takes it for the trigger."""
-    name = f"{correlation_id}/{function}" + ("/proposed" if proposed else "")
-    return str(uuid.uuid5(_TRIGGER_NAMESPACE, name))
+class Kind(str, Enum):
+    """What an event about a decision is: its CloudEvent type. Only a trigger makes a function act."""
+
+    TRIGGER = TRIGGER_TYPE
+    PROPOSED = PROPOSED_TYPE  # shadow mode: what would have been triggered
+    APPROVAL_REQUESTED = APPROVAL_REQUESTED_TYPE  # waits for a human (agent_sre.worker.approvals)
 
 
-def build_trigger(alert: Alert, decision: Decision, proposed: bool = False) -> aio_pika.Message:
-    """The trigger CloudEvent for a decided alert, in Knative broker binary mode; with `proposed`,
-    the same event as a proposal (shadow mode), which no function's filter takes."""
+def trigger_id(correlation_id: str, function: str, kind: Kind = Kind.TRIGGER) -> str:
+    """Stable for one alert occurrence, function and kind, so downstream consumers can deduplicate.
+    A proposal or an approval request has an id of its own: never taken for the trigger."""
+    suffix = {Kind.TRIGGER: "", Kind.PROPOSED: "/proposed", Kind.APPROVAL_REQUESTED: "/approval"}[kind]
+    return str(uuid.uuid5(_TRIGGER_NAMESPACE, f"{correlation_id}/{function}{suffix}"))
+
+
+def build_trigger(
+    alert: Alert, decision: Decision, kind: Kind = Kind.TRIGGER, extra: Mapping[str, Any] | None = None
+) -> aio_pika.Message:
+    """The CloudEvent for a decided alert, in Knative broker binary mode: the trigger, or the same
+    event as a proposal (shadow mode) or an approval request, which no function's filter takes.
+    `extra` goes into the data (`approved_by`, or a request's `phases` and `expires_at`)."""
     if decision.lambda_function is None:
         raise ValueError("only a decided alert has a trigger")
-    event_id = trigger_id(alert.correlation_id, decision.lambda_function, proposed)
+    event_id = trigger_id(alert.correlation_id, decision.lambda_function, kind)
     headers = trigger_headers(
         {
             "specversion": "1.0",
             "id": event_id,
-            "type": PROPOSED_TYPE if proposed else TRIGGER_TYPE,
+            "type": kind.value,
             "source": TRIGGER_SOURCE,
             "subject": decision.lambda_function,
             "datacontenttype": "application/json",
@@ -64,6 +80,7 @@ def build_trigger(alert: Alert, decision: Decision, proposed: bool = False) -> a
         "correlation_id": alert.correlation_id,
         "confidence": decision.confidence,
         "reasoning": decision.reasoning,
+        **(extra or {}),
     }
     return aio_pika.Message(
         body=orjson.dumps(data),
@@ -72,6 +89,28 @@ def build_trigger(alert: Alert, decision: Decision, proposed: bool = False) -> a
         message_id=event_id,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
     )
+
+
+def approval_timer(correlation_id: str) -> aio_pika.Message:
+    """The worker's own `approval.expired` event for one request, parked until the request expires."""
+    event_id = str(uuid.uuid5(_TRIGGER_NAMESPACE, f"{correlation_id}/approval-expiry"))
+    headers = trigger_headers({"specversion": "1.0", "id": event_id, "type": APPROVAL_EXPIRED_TYPE,
+                               "source": APPROVALS_SOURCE, "datacontenttype": "application/json"})
+    return aio_pika.Message(
+        body=orjson.dumps({"correlation_id": correlation_id}),
+        headers=headers,
+        content_type="application/json",
+        message_id=event_id,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
+
+
+def approval_answer(correlation_id: str, approved: bool, by: str) -> tuple[bytes, dict[str, str]]:
+    """A person's answer, as `POST /approvals/{id}` and `agent-sre approvals` put it on the input exchange."""
+    headers = trigger_headers({"specversion": "1.0", "id": str(uuid.uuid4()),
+                               "type": APPROVAL_GRANTED_TYPE if approved else APPROVAL_DENIED_TYPE,
+                               "source": APPROVALS_SOURCE, "datacontenttype": "application/json"})
+    return orjson.dumps({"correlation_id": correlation_id, "by": by}), headers
 
 
 @dataclass(frozen=True)
@@ -96,14 +135,21 @@ class Publisher:
         self.confirm_timeout_s = confirm_timeout_s
         self._dead_letter_queue = dlq_name(settings.input_queue)
 
-    async def trigger(self, alert: Alert, decision: Decision, proposed: bool = False) -> str:
-        """Publish the trigger (or, `proposed`, the proposal) and return its event id once the broker
-        confirmed it. A proposal is never mandatory: that nothing is bound to take proposals is no
-        failure, and the audit record holds it all the same."""
-        message = build_trigger(alert, decision, proposed)
-        mandatory = self.settings.output_mandatory and not proposed
+    async def trigger(
+        self, alert: Alert, decision: Decision, kind: Kind = Kind.TRIGGER, extra: Mapping[str, Any] | None = None
+    ) -> str:
+        """Publish the trigger (or a proposal, or an approval request) and return its event id once
+        the broker confirmed it. Only a trigger is `mandatory`: that nothing is bound to take
+        proposals or requests is no failure, and the audit record holds them all the same."""
+        message = build_trigger(alert, decision, kind, extra)
+        mandatory = self.settings.output_mandatory and kind is Kind.TRIGGER
         await self._publish(self.topology.output_exchange, message, "", mandatory)
         return message.message_id or ""
+
+    async def approval_timer(self, correlation_id: str) -> None:
+        """Park the request's expiry in the delay queue for AGENT_SRE_APPROVAL_TTL_S."""
+        queue = delay_queue_name(self.settings.input_queue, self.settings.approval_ttl_s)
+        await self._publish(self.topology.default_exchange, approval_timer(correlation_id), queue, True)
 
     async def retry(
         self, message: AbstractIncomingMessage, attempts: int, error: str, alertnames: list[str], reason: str = "publish_failed"

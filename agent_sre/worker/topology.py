@@ -1,8 +1,9 @@
 """Queue and exchange names, and declaring them.
 
     input exchange --(unfiltered binding)--> <input queue>        (quorum, manual acks)
-    <input queue>.delay.<ms>ms   one quorum queue per retry delay; on TTL expiry a message is
-                                 dead-lettered through the default exchange back to the input queue
+    <input queue>.delay.<ms>ms   one quorum queue per retry delay (and one for the approval TTL,
+                                 where approvals are on); on TTL expiry a message is dead-lettered
+                                 through the default exchange back to the input queue
     <input queue>.dlq            dead letters (ours, and the broker's after the delivery limit)
     output exchange              triggers, a durable headers exchange like the Knative broker's
 
@@ -48,8 +49,9 @@ class Topology:
     default_exchange: AbstractExchange
 
 
-async def declare(channel: AbstractChannel, settings: Settings) -> Topology:
-    """Declare everything the worker uses; idempotent. A mismatch with an existing queue raises."""
+async def declare(channel: AbstractChannel, settings: Settings, approvals: bool = False) -> Topology:
+    """Declare everything the worker uses; idempotent. A mismatch with an existing queue raises.
+    With `approvals`, also the delay queue that holds each request's timer for its TTL."""
     name = settings.input_queue
     dead_letters = await channel.declare_queue(dlq_name(name), durable=True, arguments={"x-queue-type": "quorum"})
     input_queue = await channel.declare_queue(
@@ -63,7 +65,8 @@ async def declare(channel: AbstractChannel, settings: Settings) -> Topology:
             **_AT_LEAST_ONCE,
         },
     )
-    for delay in sorted(set(retry_delays(settings))):
+    delays = set(retry_delays(settings)) | ({settings.approval_ttl_s} if approvals else set())
+    for delay in sorted(delays):
         await channel.declare_queue(
             delay_queue_name(name, delay),
             durable=True,
