@@ -122,6 +122,10 @@ class Settings(BaseSettings):
     # After this many remediations of one alert fingerprint that did not resolve it (or once its
     # function reported `failed`), the alert's next decision is `escalate`.
     max_attempts_per_alert: int = Field(default=2, ge=1)
+    # Off unless set, e.g. http://alertmanager:9093: while a remediation runs (the cooldown), silence
+    # its alert's exact labels there; expire the silence when the alert resolves or the function fails.
+    alertmanager_url: str | None = None
+    alertmanager_timeout_s: float = Field(default=5.0, gt=0)
     outcome_ttl_s: float = Field(default=86_400.0, gt=0)  # how long a remediation waits for its outcome
 
     # Rate limits, loop prevention and storm caps. Without a Redis URL the state is per process

@@ -28,6 +28,7 @@ from .metrics import Metrics
 from .outcomes import MemoryOutcomes, Outcomes, RedisOutcomes
 from .publisher import Publisher, approval_answer
 from .shared import RedisLimits
+from .silences import Silences
 from .topology import declare
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class Worker:
         self.http_port: int | None = None
         self.limits: Limits | None = None
         self.approvals: RedisApprovals | None = None
+        self.silences: Silences | None = None
         self._selectors: list[Selector] = []
         self._selectors_started = False
         self._queue: Any = None
@@ -83,7 +85,10 @@ class Worker:
         self.limits = await build_limits(settings)
         outcomes = build_outcomes(settings, self.limits)
         self.approvals = build_approvals(settings, self.limits) if with_approvals else None
-        pipeline = Pipeline(settings, chain, self.limits, self.publisher, self.metrics, self.audit, outcomes, self.approvals)
+        if settings.alertmanager_url:
+            self.silences = Silences(settings.alertmanager_url, settings.alertmanager_timeout_s, self.metrics)
+        pipeline = Pipeline(settings, chain, self.limits, self.publisher, self.metrics, self.audit, outcomes,
+                            self.approvals, self.silences)
         self.consumer = Consumer(pipeline, self.publisher, self.metrics, settings)
         consume_channel = await self.connection.channel(publisher_confirms=False)
         await consume_channel.set_qos(prefetch_count=settings.prefetch)
@@ -112,6 +117,8 @@ class Worker:
         await close_selectors(self._selectors)
         if self.limits is not None:
             await self.limits.close()
+        if self.silences is not None:
+            await self.silences.close()
         self.audit.close()
 
     async def run(self) -> bool:

@@ -30,6 +30,7 @@ from .limits import Claim, Limits, Refusal
 from .metrics import Metrics
 from .outcomes import LambdaResult, Outcome, Outcomes, Remediation, parse_result
 from .publisher import Kind, Publisher
+from .silences import Silences
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class Pipeline:
         audit: AuditLog,
         outcomes: Outcomes,
         approvals: RedisApprovals | None = None,
+        silences: Silences | None = None,
     ) -> None:
         if approvals is None and chain.catalog.needs_approvals(settings.mode, settings.approval_risk):
             raise ConfigError(
@@ -109,6 +111,8 @@ class Pipeline:
         self.approval_risk = settings.approval_risk
         self.approval_ttl_s = settings.approval_ttl_s
         self.approvals = approvals
+        self.silences = silences if settings.cooldown_s > 0 else None  # a silence lasts the cooldown
+        self.silence_s = settings.cooldown_s
         self.max_attempts = settings.max_attempts_per_alert
         self.outcomes = outcomes
         self.chain = chain
@@ -167,6 +171,8 @@ class Pipeline:
                 self._outcome(event, alert, remediation, Outcome.RESOLVED)
             self._audit(verdict, event, alert, Action.RESOLVED)
             await self._withdraw(event, alert, verdict)
+            if self.silences is not None:
+                await self.silences.expire(alert.correlation_id, alert.alertname)
             return
         # One decision per alert at a time in this process. A repeat arriving meanwhile would only
         # meet the cooldown that decision starts, or share its fate (its retry, its dead letter),
@@ -242,6 +248,8 @@ class Pipeline:
             # Published all the same: retrying would trigger twice. The claim expires on its own.
             log.warning("trigger %s published, but its cooldown or outcome could not be recorded: %s", trigger_id, exc)
         self.metrics.trigger_published(function, proposed)
+        if active and not proposed:
+            await self._silence(alert, function, trigger_id)
         action = Action.PROPOSED if proposed else Action.PUBLISHED
         self._audit(verdict, event, alert, action, decision=dump, trigger_id=trigger_id)
 
@@ -270,6 +278,8 @@ class Pipeline:
             self._write({**record, "action": Action.RESULT_UNMATCHED.value})
             return
         self._write_outcome(remediation, Outcome(result.status), **record)
+        if result.status == "failed" and self.silences is not None:  # a human must hear of it again
+            await self.silences.expire(remediation.correlation_id)
 
     def _outcome(self, event: InboundEvent, alert: Alert, remediation: Remediation, outcome: Outcome) -> None:
         seconds = round(time.time() - remediation.at, 3) if outcome is Outcome.RESOLVED else None
@@ -374,6 +384,7 @@ class Pipeline:
             log.warning("trigger %s published on approval, but that could not be recorded: %s", trigger_id, exc)
         self.metrics.approval(taken.function, State.APPROVED.value)
         self.metrics.trigger_published(taken.function)
+        await self._silence(alert, taken.function, trigger_id)
         self._audit(verdict, event, alert, Action.PUBLISHED, decision=taken.decision, trigger_id=trigger_id, by=by)
 
     async def _escalate_refused(
@@ -401,6 +412,11 @@ class Pipeline:
         action = Action.APPROVAL_DENIED if state is State.DENIED else Action.APPROVAL_EXPIRED
         self._audit(verdict, event, alert, action, decision=escalation.model_dump(mode="json"), trigger_id=trigger_id,
                     by=by or None)
+
+    async def _silence(self, alert: Alert, function: str, trigger_id: str) -> None:
+        """While its remediation runs (the cooldown), the alert's repeats page nobody."""
+        if self.silences is not None:
+            await self.silences.silence(alert, function, trigger_id, self.silence_s)
 
     async def _give_back(self, correlation_id: str) -> None:
         try:

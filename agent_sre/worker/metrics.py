@@ -32,6 +32,7 @@ class Metrics:
         self.outcomes = Counter(f"{prefix}_remediation_outcomes", "What followed each remediation, by function and outcome.", ["function", "outcome"], registry=r)
         self.time_to_resolve = Histogram(f"{prefix}_remediation_seconds_to_resolve", "From a confirmed trigger to its alert's resolution.", ["function"], buckets=_RESOLVE_BUCKETS, registry=r)
         self.approvals = Counter(f"{prefix}_approvals", "Approval steps: requested, approved, denied, expired, withdrawn.", ["function", "step"], registry=r)
+        self.silences = Counter(f"{prefix}_silences", "Alertmanager silences: created, expired, failed.", ["step"], registry=r)
         self.proposals = Counter(f"{prefix}_proposals_published", "Proposals published in shadow mode, in place of a trigger.", ["function"], registry=r)
 
     # ChainObserver
@@ -63,6 +64,9 @@ class Metrics:
         self.outcomes.labels(function, outcome).inc()
         if seconds_to_resolve is not None:
             self.time_to_resolve.labels(function).observe(seconds_to_resolve)
+
+    def silence(self, step: str) -> None:
+        self.silences.labels(step).inc()
 
     def approval(self, function: str, step: str) -> None:
         self.approvals.labels(function, step).inc()
