@@ -7,14 +7,19 @@ import shutil
 import signal
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import aio_pika
 import pytest
 from pydantic import SecretStr
 
 from agent_sre.settings import Settings
+from agent_sre.worker.app import Worker
+from agent_sre.worker.audit import AuditLog
 from agent_sre.worker.topology import delay_queue_name, dlq_name, retry_delays
+from tests.broker_harness import Harness
 
 
 def _docker_engine_running() -> bool:
@@ -169,3 +174,25 @@ def _port_open(port: int) -> bool:
 
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture
+async def start_worker(
+    broker_settings: Settings, amqp_connection: aio_pika.abc.AbstractRobustConnection, tmp_path: Path
+) -> AsyncIterator[Callable[..., Awaitable[Harness]]]:
+    workers: list[Worker] = []
+
+    async def start(capture: bool = True, **overrides: Any) -> Harness:
+        audit_path = tmp_path / f"audit-{len(workers)}.jsonl"
+        worker = Worker(broker_settings.model_copy(update=overrides), audit=AuditLog(audit_path))
+        workers.append(worker)
+        await worker.start()
+        assert worker.ready
+        harness = Harness(worker, await amqp_connection.channel(), audit_path)
+        if capture:
+            await harness.bind_capture()
+        return harness
+
+    yield start
+    for worker in workers:
+        await worker.stop(grace_s=5)

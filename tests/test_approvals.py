@@ -26,7 +26,7 @@ from agent_sre.worker.audit import AuditLog
 from agent_sre.worker.publisher import TRIGGER_TYPE
 from agent_sre.worker.shared import Batch
 from agent_sre.worker.topology import delay_queue_name
-from tests.test_worker_broker import Harness, crash_loop
+from tests.broker_harness import Harness, crash_loop
 
 TOKEN = "approve-token-1"
 

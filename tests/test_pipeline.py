@@ -89,7 +89,8 @@ class FakePublisher:
         self.fail_triggers = False
         self.slow_s = 0.0
 
-    async def trigger(self, alert: Alert, decision: Decision, kind: Kind = Kind.TRIGGER, extra: Any = None) -> str:
+    async def trigger(self, alert: Alert, decision: Decision, kind: Kind = Kind.TRIGGER, extra: Any = None,
+                      trace: Any = None) -> str:
         if self.fail_triggers:
             raise TransientError("the broker did not confirm")
         (self.triggers if kind is Kind.TRIGGER else self.proposals).append((alert.labels["pod"], decision))

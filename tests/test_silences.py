@@ -15,7 +15,7 @@ import pytest
 
 from agent_sre.settings import RESULT_TYPE
 from tests.conftest import _free_port, _port_open
-from tests.test_worker_broker import crash_loop, start_worker  # noqa: F401 (the fixture)
+from tests.broker_harness import crash_loop
 
 pytestmark = pytest.mark.broker
 

@@ -11,6 +11,7 @@ import typer
 from aiormq.exceptions import AMQPConnectionError
 from yarl import URL
 
+from .. import tracing
 from ..errors import AgentSreError, TransientError
 from ..logs import mask_url, setup_logging
 from ..worker.app import Worker
@@ -30,7 +31,11 @@ def run(
     try:
         url = settings.require_amqp_url()
         setup_logging(settings.log_level)
-        cut_short = asyncio.run(Worker(settings).run())
+        tracing.configure_from_env()  # OTLP export when the OTEL_* variables ask for it
+        try:
+            cut_short = asyncio.run(Worker(settings).run())
+        finally:
+            tracing.disable()  # exports the spans still waiting
     except TransientError as exc:  # e.g. the broker is down: worth restarting, nothing to fix in the config
         fail(str(exc), 1)
     except AgentSreError as exc:

@@ -16,7 +16,7 @@ import base64
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -45,6 +45,9 @@ _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:
 class InboundEvent:
     attributes: dict[str, str]
     data: Any
+    # W3C trace context: the bare `traceparent`/`tracestate` headers (Knative's broker), else the
+    # CloudEvents distributed-tracing extension attributes of the same names.
+    trace: dict[str, str] = field(default_factory=dict)
 
     @property
     def type(self) -> str:
@@ -99,7 +102,7 @@ def decode_event(
     if not attributes.get("id"):
         attributes["id"] = message_id or hashlib.sha256(body).hexdigest()[:32]
     check_attributes(attributes)
-    return InboundEvent(attributes=attributes, data=data)
+    return InboundEvent(attributes=attributes, data=data, trace=_trace_context(headers, attributes))
 
 
 def event_data(model: type[M], data: Any, *, reason: str, what: str, expected: str) -> M:
@@ -109,6 +112,14 @@ def event_data(model: type[M], data: Any, *, reason: str, what: str, expected: s
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'data'}: {e['msg']}" for e in exc.errors())
         raise InputError(reason, f"not {what} ({problems}); expected {expected}") from exc
+
+
+def _trace_context(headers: Mapping[str, Any] | None, attributes: Mapping[str, str]) -> dict[str, str]:
+    found = {name.lower(): value for name, value in (headers or {}).items()
+             if name.lower() in _SKIPPED and isinstance(value, (str, bytes))}
+    if "traceparent" not in found and "traceparent" in attributes:
+        found = {name: attributes[name] for name in _SKIPPED if name in attributes}
+    return {name: value.decode(errors="replace") if isinstance(value, bytes) else value for name, value in found.items()}
 
 
 def check_attributes(attributes: Mapping[str, str]) -> None:

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from .. import tracing
 from ..errors import CatalogError
 from ..schemas.alert import Alert
 from ..schemas.catalog import ESCALATE, Catalog
@@ -129,8 +130,9 @@ class Chain:
     ) -> tuple[Proposal | None, Outcome, str | None, dict[str, str]]:
         try:
             # asyncio.timeout, unlike wait_for, needs no extra task per selector call.
-            async with asyncio.timeout(step.timeout_s):
-                proposal = await step.selector.select(alert)
+            with tracing.span(f"selector {step.selector.name}", correlation_id=alert.correlation_id):
+                async with asyncio.timeout(step.timeout_s):
+                    proposal = await step.selector.select(alert)
         except asyncio.TimeoutError:
             return None, Outcome.TIMEOUT, f"no answer within {step.timeout_s}s", {}
         except Exception as exc:  # isolation point: one broken plugin must not stop the chain
@@ -147,7 +149,8 @@ class Chain:
         if proposal.confidence < threshold:
             return proposal, Outcome.BELOW_THRESHOLD, f"confidence below {threshold}", {}
         try:
-            parameters = self.catalog.validate_proposal(proposal, alert, self.denied_namespaces)
+            with tracing.span("validate", correlation_id=alert.correlation_id, function=function):
+                parameters = self.catalog.validate_proposal(proposal, alert, self.denied_namespaces)
         except CatalogError as exc:
             return proposal, Outcome.REJECTED, str(exc), {}
         # A static annotation is the operator's own word in the alert rule: no evidence is asked of it.

@@ -16,6 +16,7 @@ from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
+from .. import tracing
 from ..errors import ConfigError, InputError, TransientError
 from ..schemas.alert import Alert, parse_alerts
 from ..schemas.catalog import ESCALATE
@@ -124,6 +125,7 @@ class Pipeline:
 
     async def process(self, message: AbstractIncomingMessage) -> Verdict:
         verdict = Verdict()
+        started = time.time_ns()
         try:
             event = decode_event(
                 message.body,
@@ -132,26 +134,37 @@ class Pipeline:
                 message_id=message.message_id,
                 max_bytes=self.max_event_bytes,
             )
+        except InputError as exc:
+            verdict.invalid = (exc.reason, str(exc))
+            return verdict
+        with tracing.span(f"process {event.type}", parent=tracing.context_of(event.trace), kind=tracing.CONSUMER,
+                          start_time=started, event_id=event.id):
+            tracing.interval("decode", started, time.time_ns())
+            await self._process(event, verdict)
+        return verdict
+
+    async def _process(self, event: InboundEvent, verdict: Verdict) -> None:
+        try:
             if event.type not in self.accepted_types:
                 raise InputError("unsupported_type", f"event type {event.type!r} is not accepted")
             verdict.type_label = event.type
             if event.type == RESULT_TYPE:
                 await self._handle_result(event, parse_result(event.data), verdict)
-                return verdict
+                return
             if event.type in APPROVAL_ANSWER_TYPES:
                 await self._handle_answer(event, parse_answer(event.data), verdict)
-                return verdict
+                return
             alerts = parse_alerts(event.data)
         except InputError as exc:
             verdict.invalid = (exc.reason, str(exc))
-            return verdict
-        except TransientError as exc:  # a result not recorded yet: retried
+            return
+        except TransientError as exc:  # a result or answer not recorded yet: retried
             verdict.publish_error = str(exc)
-            return verdict
+            return
         verdict.alertnames = [alert.alertname for alert in alerts]
         for alert in alerts:
-            await self._handle_alert(event, alert, verdict)
-        return verdict
+            with tracing.span(f"alert {alert.alertname}", correlation_id=alert.correlation_id):
+                await self._handle_alert(event, alert, verdict)
 
     def settled(self, verdict: Verdict, **outcome: Any) -> None:
         """Write the records that waited for the message's settlement, with what became of it."""
@@ -217,7 +230,7 @@ class Pipeline:
             claim = await self.limits.reserve(key, alert.identity, function, decision.parameters.get("namespace", ""), active)
             why = f"more than {self.storm_per_minute} remediations a minute (AGENT_SRE_STORM_PER_MINUTE)"
         if isinstance(claim, Refusal):
-            storm_trigger = await self._escalate_storm(alert, why) if claim is Refusal.STORM else None
+            storm_trigger = await self._escalate_storm(event, alert, why) if claim is Refusal.STORM else None
             extra = {"storm_escalation": storm_trigger} if storm_trigger else {}
             self._refused(verdict, event, alert, claim, decision=dump, **extra)
             return
@@ -227,7 +240,7 @@ class Pipeline:
             return
         proposed = mode == "shadow"
         try:
-            trigger_id = await self.publisher.trigger(alert, decision, Kind.PROPOSED if proposed else Kind.TRIGGER)
+            trigger_id = await self._publish(event, alert, decision, Kind.PROPOSED if proposed else Kind.TRIGGER)
         except TransientError as exc:
             await claim.release()
             verdict.publish_error = str(exc)
@@ -329,8 +342,8 @@ class Pipeline:
                             reason=f"its approval request for {earlier.function} waits for an answer")
             return
         try:
-            request_id = await self.publisher.trigger(
-                alert, decision, Kind.APPROVAL_REQUESTED, {"phases": dump["phases"], "expires_at": request.expires_at}
+            request_id = await self._publish(
+                event, alert, decision, Kind.APPROVAL_REQUESTED, {"phases": dump["phases"], "expires_at": request.expires_at}
             )
         except BaseException as exc:
             await claim.release()
@@ -373,7 +386,7 @@ class Pipeline:
             return
         by = answer.by or "unknown"
         try:
-            trigger_id = await self.publisher.trigger(alert, decision, Kind.TRIGGER, {"approved_by": by})
+            trigger_id = await self._publish(event, alert, decision, Kind.TRIGGER, {"approved_by": by})
         except BaseException:
             await self._give_back(correlation_id)
             raise  # TransientError: the answer is retried
@@ -397,7 +410,7 @@ class Pipeline:
                f"nobody approved {approval.function} within {self.approval_ttl_s:g}s (AGENT_SRE_APPROVAL_TTL_S)")
         escalation = Decision(lambda_function=ESCALATE, confidence=1.0, method="approval", reasoning=f"{why}: a human decides")
         try:
-            trigger_id = await self.publisher.trigger(alert, escalation)
+            trigger_id = await self._publish(event, alert, escalation)
         except BaseException:
             if take:
                 await self._give_back(approval.correlation_id)
@@ -412,6 +425,16 @@ class Pipeline:
         action = Action.APPROVAL_DENIED if state is State.DENIED else Action.APPROVAL_EXPIRED
         self._audit(verdict, event, alert, action, decision=escalation.model_dump(mode="json"), trigger_id=trigger_id,
                     by=by or None)
+
+    async def _publish(
+        self, event: InboundEvent, alert: Alert, decision: Decision, kind: Kind = Kind.TRIGGER,
+        extra: dict[str, Any] | None = None,
+    ) -> str:
+        """Publish an event about this decision, in a span of its own that the event names as its
+        parent (or, tracing off, with the input's own trace context)."""
+        with tracing.span(f"publish {decision.lambda_function}", kind=tracing.PRODUCER,
+                          correlation_id=alert.correlation_id, event_type=kind.value):
+            return await self.publisher.trigger(alert, decision, kind, extra, tracing.outbound(event.trace))
 
     async def _silence(self, alert: Alert, function: str, trigger_id: str) -> None:
         """While its remediation runs (the cooldown), the alert's repeats page nobody."""
@@ -438,7 +461,7 @@ class Pipeline:
             self._audit(verdict, event, alert, Action.APPROVAL_WITHDRAWN,
                         reason=f"resolved before anyone answered the request for {withdrawn.function}")
 
-    async def _escalate_storm(self, alert: Alert, why: str) -> str | None:
+    async def _escalate_storm(self, event: InboundEvent, alert: Alert, why: str) -> str | None:
         """One escalate per storm window, fleet-wide, instead of one per suppressed alert."""
         if not await self.limits.claim_storm_escalation():
             return None
@@ -450,7 +473,7 @@ class Pipeline:
         )
         proposed = self._mode(ESCALATE) == "shadow"
         try:
-            trigger_id = await self.publisher.trigger(alert, decision, Kind.PROPOSED if proposed else Kind.TRIGGER)
+            trigger_id = await self._publish(event, alert, decision, Kind.PROPOSED if proposed else Kind.TRIGGER)
         except BaseException:
             await self.limits.release_storm_escalation()  # the next alert refused for the storm tries again
             raise

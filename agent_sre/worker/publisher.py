@@ -53,11 +53,13 @@ def trigger_id(correlation_id: str, function: str, kind: Kind = Kind.TRIGGER) ->
 
 
 def build_trigger(
-    alert: Alert, decision: Decision, kind: Kind = Kind.TRIGGER, extra: Mapping[str, Any] | None = None
+    alert: Alert, decision: Decision, kind: Kind = Kind.TRIGGER, extra: Mapping[str, Any] | None = None,
+    trace: Mapping[str, str] | None = None,
 ) -> aio_pika.Message:
     """The CloudEvent for a decided alert, in Knative broker binary mode: the trigger, or the same
     event as a proposal (shadow mode) or an approval request, which no function's filter takes.
-    `extra` goes into the data (`approved_by`, or a request's `phases` and `expires_at`)."""
+    `extra` goes into the data (`approved_by`, or a request's `phases` and `expires_at`); `trace`
+    (W3C `traceparent`/`tracestate`) into the headers, as the Knative broker carries them."""
     if decision.lambda_function is None:
         raise ValueError("only a decided alert has a trigger")
     event_id = trigger_id(alert.correlation_id, decision.lambda_function, kind)
@@ -72,6 +74,7 @@ def build_trigger(
             "correlationid": alert.correlation_id,
         }
     )
+    headers.update(trace or {})
     data = {
         "lambda_function": decision.lambda_function,
         "parameters": decision.parameters,
@@ -136,12 +139,13 @@ class Publisher:
         self._dead_letter_queue = dlq_name(settings.input_queue)
 
     async def trigger(
-        self, alert: Alert, decision: Decision, kind: Kind = Kind.TRIGGER, extra: Mapping[str, Any] | None = None
+        self, alert: Alert, decision: Decision, kind: Kind = Kind.TRIGGER, extra: Mapping[str, Any] | None = None,
+        trace: Mapping[str, str] | None = None,
     ) -> str:
         """Publish the trigger (or a proposal, or an approval request) and return its event id once
         the broker confirmed it. Only a trigger is `mandatory`: that nothing is bound to take
         proposals or requests is no failure, and the audit record holds them all the same."""
-        message = build_trigger(alert, decision, kind, extra)
+        message = build_trigger(alert, decision, kind, extra, trace)
         mandatory = self.settings.output_mandatory and kind is Kind.TRIGGER
         await self._publish(self.topology.output_exchange, message, "", mandatory)
         return message.message_id or ""
