@@ -15,6 +15,9 @@ AGENT_SRE_SELECTOR_TIMEOUT_S and AGENT_SRE_SELECTOR_THRESHOLD apply otherwise), 
 `async prepare(alert)`: the chain calls it when it asks the selector before this one, so that
 work this one will need (rag's embedding of the alert) runs on the side thread meanwhile
 (`agent_sre.compute.run_aside`). It decides nothing; its result may go unused.
+
+A selector from outside agent-sre runs on an event loop and thread of its own (`isolation.py`),
+so one that blocks cannot stall the worker.
 """
 
 from __future__ import annotations
@@ -73,6 +76,10 @@ def create_selectors(names: list[str], context: SelectorContext) -> list[Selecto
         selector = installed[name].load()(context)
         if not isinstance(selector, Selector):
             raise ConfigError(f"selector {name!r} does not implement `name` and `async select(alert)`")
+        if not str(getattr(installed[name], "value", "")).startswith("agent_sre."):
+            from .isolation import OwnLoop  # a plugin: it must not be able to stall the worker's loop
+
+            selector = OwnLoop(selector)
         selectors.append(selector)
     return selectors
 
