@@ -12,7 +12,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY agent_sre ./agent_sre
 RUN pip install . \
     && python -c "import torch; assert not torch.version.cuda, torch.version.cuda" \
@@ -24,9 +24,11 @@ USER 10001
 RUN agent-sre select '{"labels": {"alertname": "Watchdog"}}' > /dev/null
 EXPOSE 8080
 
-# slim has no curl; the port follows AGENT_SRE_HTTP_PORT when it is overridden.
-HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
-    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('AGENT_SRE_HTTP_PORT', '8080'), timeout=4)" || exit 1
+# Readiness, not liveness: /readyz answers 503 while the broker connection is down or the
+# selectors are still loading (urlopen raises on it). slim has no curl; the port follows
+# AGENT_SRE_HTTP_PORT when it is overridden.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
+    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('AGENT_SRE_HTTP_PORT', '8080'), timeout=4)" || exit 1
 
 ENTRYPOINT ["agent-sre"]
 CMD ["run"]

@@ -7,6 +7,7 @@ import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -16,6 +17,8 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from pydantic import SecretStr
 
+from agent_sre.schemas.alert import parse_alerts
+from agent_sre.schemas.catalog import load_catalog
 from agent_sre.settings import DEFAULT_EVENT_TYPE, RESULT_TYPE, Settings
 from agent_sre.worker.deadletter import LAST_ERROR, REASON
 from agent_sre.worker.http import Ingress, bound_port, create_app, start_http
@@ -40,6 +43,7 @@ CE_HEADERS = {
     "ce-specversion": "1.0", "ce-id": "evt-1", "ce-type": DEFAULT_EVENT_TYPE,
     "ce-source": "/prometheus/alerts", "ce-time": "2026-11-21T10:00:01Z", "Content-Type": "application/json",
 }
+SAMPLE_WEBHOOK = Path(__file__).parent.parent / "examples" / "alertmanager-webhook.json"
 
 
 class BrokerIngress:
@@ -115,17 +119,38 @@ async def drain(queue: AbstractQueue) -> list[AbstractIncomingMessage]:
     return messages
 
 
-async def post(http: aiohttp.ClientSession, url: str, body: Any, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+    headers: dict[str, str]  # as sent, names lower-cased
+
+    def json(self) -> Any:
+        assert self.headers.get("content-type", "").startswith("application/json"), self.headers
+        return orjson.loads(self.body)
+
+
+async def post(http: aiohttp.ClientSession, url: str, body: Any, headers: dict[str, str]) -> Reply:
     data = body if isinstance(body, bytes) else orjson.dumps(body)
     async with http.post(url, data=data, headers=headers) as response:
-        return response.status, await response.json()
+        sent = {name.lower(): value for name, value in response.headers.items()}
+        return Reply(response.status, await response.read(), sent)
+
+
+def assert_knative_success(reply: Reply) -> None:
+    """202 with nothing a broker could take for a reply: Knative's channel-based broker turns a 2xx
+    whose body is neither empty nor a CloudEvent into a 502, retried and then dead-lettered."""
+    assert (reply.status, reply.body) == (202, b"")
+    assert reply.headers.get("content-length") == "0"
+    assert "content-type" not in reply.headers
+    assert not [name for name in reply.headers if name.startswith("ce-")]
 
 
 async def test_binary_cloudevent_lands_on_the_input_queue_with_bare_headers(server, http, topology):
     headers = {**CE_HEADERS, "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
-    status, answer = await post(http, server.url + "/", ALERT, headers)
+    reply = await post(http, server.url + "/", ALERT, headers)
 
-    assert (status, answer) == (202, {"accepted": "evt-1", "alerts": 1})
+    assert_knative_success(reply)
     [message] = await drain(topology.input_queue)
     assert orjson.loads(message.body) == ALERT
     assert message.message_id == "evt-1"
@@ -142,10 +167,11 @@ async def test_binary_cloudevent_lands_on_the_input_queue_with_bare_headers(serv
 async def test_structured_cloudevent_is_republished_in_binary_mode(server, http, topology):
     event = {"specversion": "1.0", "id": "evt-2", "type": DEFAULT_EVENT_TYPE, "source": "/prom",
              "datacontenttype": "application/json", "severity": "critical", "data": ALERT}
-    status, answer = await post(http, server.url + "/", event, {"Content-Type": "application/cloudevents+json"})
+    reply = await post(http, server.url + "/", event, {"Content-Type": "application/cloudevents+json"})
 
-    assert (status, answer) == (202, {"accepted": "evt-2", "alerts": 1})
+    assert_knative_success(reply)
     [message] = await drain(topology.input_queue)
+    assert message.message_id == "evt-2"
     assert orjson.loads(message.body) == ALERT
     assert message.headers["type"] == DEFAULT_EVENT_TYPE
     assert message.headers["severity"] == "critical"  # extensions keep their own names
@@ -156,10 +182,11 @@ async def test_seed_curl_form_takes_attributes_from_ce_headers(server, http, top
     # The seeds' curl: structured content type, only `data` in the body, attributes in Ce-* headers.
     body = orjson.dumps({"data": ALERT})
     headers = {"Content-Type": "application/cloudevents+json", "Ce-Type": DEFAULT_EVENT_TYPE, "Ce-Source": "/prom"}
-    status, answer = await post(http, server.url + "/", body, headers)
+    reply = await post(http, server.url + "/", body, headers)
 
-    assert status == 202 and answer["accepted"] == hashlib.sha256(body).hexdigest()[:32]
+    assert_knative_success(reply)
     [message] = await drain(topology.input_queue)
+    assert message.message_id == hashlib.sha256(body).hexdigest()[:32]
     assert message.headers["type"] == DEFAULT_EVENT_TYPE and message.headers["source"] == "/prom"
     assert orjson.loads(message.body) == ALERT
 
@@ -168,8 +195,10 @@ async def test_alertmanager_webhook_is_wrapped_with_a_body_hash_id(server, http,
     body = orjson.dumps(WEBHOOK)
     # An HA pair sends the same notification twice: both get the same id, for downstream dedup.
     for _ in range(2):
-        status, answer = await post(http, server.url + "/alertmanager", body, {"Content-Type": "application/json"})
-        assert (status, answer) == (202, {"accepted": hashlib.sha256(body).hexdigest()[:32], "alerts": 2})
+        reply = await post(http, server.url + "/alertmanager", body, {"Content-Type": "application/json"})
+        # Alertmanager ignores the body; this one says what was taken, for a person with curl.
+        answer = reply.json()
+        assert (reply.status, answer) == (202, {"accepted": hashlib.sha256(body).hexdigest()[:32], "alerts": 2})
 
     messages = await drain(topology.input_queue)
     assert len(messages) == 2
@@ -178,6 +207,24 @@ async def test_alertmanager_webhook_is_wrapped_with_a_body_hash_id(server, http,
         assert message.headers["source"] == "/alertmanager"
         assert message.headers["id"] == message.message_id == answer["accepted"]
         assert orjson.loads(message.body) == WEBHOOK
+
+
+async def test_the_sample_webhook_is_taken_as_one_crash_looping_pod(server, http, topology):
+    # examples/alertmanager-webhook.json, which docker-compose.yml and the README send with curl.
+    body = SAMPLE_WEBHOOK.read_bytes()
+
+    reply = await post(http, server.url + "/alertmanager", body, {"Content-Type": "application/json"})
+
+    assert reply.status == 202
+    assert reply.json() == {"accepted": hashlib.sha256(body).hexdigest()[:32], "alerts": 1}
+    [message] = await drain(topology.input_queue)
+    assert orjson.loads(message.body) == orjson.loads(body)
+    assert await drain(topology.dead_letter_queue) == []
+    [alert] = parse_alerts(orjson.loads(message.body))
+    assert alert.firing and alert.alertname == "KubePodCrashLooping"
+    # What a pod restart acts on comes from the alert's labels alone.
+    assert load_catalog().resolve("pod-restart", alert) == {"name": "api-7d9f", "namespace": "shop",
+                                                            "type": "CrashLoopBackOff"}
 
 
 @pytest.mark.parametrize(
@@ -189,22 +236,24 @@ async def test_configured_token_is_required(serve, http, broker_settings, topolo
     server = await serve(settings, BrokerIngress(topology, settings))
     auth = {"Authorization": authorization} if authorization else {}
 
-    status, answer = await post(http, server.url + "/", ALERT, {**CE_HEADERS, **auth})
-    webhook_status, _ = await post(http, server.url + "/alertmanager", WEBHOOK, auth)
+    reply = await post(http, server.url + "/", ALERT, {**CE_HEADERS, **auth})
+    webhook_reply = await post(http, server.url + "/alertmanager", WEBHOOK, auth)
 
-    assert (status, webhook_status) == (expected, expected)
+    assert (reply.status, webhook_reply.status) == (expected, expected)
     queued = await drain(topology.input_queue)
     if expected == 401:
-        assert answer["error"] == "unauthorized"
+        assert reply.json()["error"] == "unauthorized"
+        assert reply.headers["www-authenticate"] == "Bearer"
         assert queued == [] and await drain(topology.dead_letter_queue) == []
     else:
+        assert_knative_success(reply)
         assert len(queued) == 2
         assert all("authorization" not in {k.lower() for k in m.headers} for m in queued)
 
 
 async def test_without_a_configured_token_any_caller_is_accepted(server, http, topology):
-    status, _ = await post(http, server.url + "/", ALERT, {**CE_HEADERS, "Authorization": "Bearer whatever"})
-    assert status == 202
+    reply = await post(http, server.url + "/", ALERT, {**CE_HEADERS, "Authorization": "Bearer whatever"})
+    assert_knative_success(reply)
     assert len(await drain(topology.input_queue)) == 1
 
 
@@ -213,9 +262,10 @@ NO_ALERTNAME = {"labels": {"severity": "page"}}
 
 async def test_a_functions_result_is_taken_like_an_alert(server, http, topology):
     result = {"correlation_id": "corr-1", "status": "failed", "message": "pod not found"}
-    status, answer = await post(http, server.url + "/", result, {**CE_HEADERS, "ce-type": RESULT_TYPE})
-    assert status == 202 and answer["accepted"] == "evt-1"
+    reply = await post(http, server.url + "/", result, {**CE_HEADERS, "ce-type": RESULT_TYPE})
+    assert_knative_success(reply)
     [message] = await drain(topology.input_queue)
+    assert message.message_id == "evt-1"
     assert orjson.loads(message.body) == result and message.headers["type"] == RESULT_TYPE
 
 
@@ -238,9 +288,12 @@ async def test_bad_input_is_refused_and_dead_lettered(serve, http, broker_settin
     settings = broker_settings.model_copy(update={"max_event_bytes": 2048})
     server = await serve(settings, BrokerIngress(topology, settings))
 
-    status, answer = await post(http, server.url + path, body, headers)
+    reply = await post(http, server.url + path, body, headers)
 
-    assert status == 400 and answer["error"] == reason and answer["message"]
+    # A final 400 for Knative and Alertmanager alike; the JSON reason stays, for `POST /` too:
+    # Knative reads a failed delivery's body only into the `knativeerrordata` of its dead letter.
+    answer = reply.json()
+    assert reply.status == 400 and answer["error"] == reason and answer["message"]
     assert await drain(topology.input_queue) == []
     [dead] = await drain(topology.dead_letter_queue)
     assert dead.headers[REASON] == reason and dead.headers[LAST_ERROR] == answer["message"]
@@ -256,12 +309,14 @@ async def test_bad_input_is_refused_and_dead_lettered(serve, http, broker_settin
 async def test_broker_down_answers_503_so_senders_retry(serve, http, broker_settings):
     server = await serve(broker_settings, BrokerDown())
 
-    valid, answer = await post(http, server.url + "/", ALERT, CE_HEADERS)
-    invalid, _ = await post(http, server.url + "/", b"{not json", CE_HEADERS)
+    valid = await post(http, server.url + "/", ALERT, CE_HEADERS)
+    invalid = await post(http, server.url + "/", b"{not json", CE_HEADERS)
+    webhook = await post(http, server.url + "/alertmanager", WEBHOOK, {})
 
-    assert (valid, invalid) == (503, 503)
-    assert answer["error"] == "unavailable"
-    assert server.metrics.events.labels(DEFAULT_EVENT_TYPE, "http_unavailable")._value.get() == 1
+    # 5xx: retried by Knative's dispatchers and by Alertmanager.
+    assert (valid.status, invalid.status, webhook.status) == (503, 503, 503)
+    assert valid.json()["error"] == "unavailable"
+    assert server.metrics.events.labels(DEFAULT_EVENT_TYPE, "http_unavailable")._value.get() == 2
 
 
 async def test_metrics_health_and_readiness(serve, http, broker_settings, topology):
@@ -379,7 +434,7 @@ async def test_past_max_connections_new_ones_are_refused_until_some_go(serve, br
         await stalled_writer.wait_closed()
     for _ in range(50):  # the server notices the closes on its next loop turns
         try:
-            status, answer = await post(http, server.url + "/", ALERT, CE_HEADERS)
+            status = (await post(http, server.url + "/", ALERT, CE_HEADERS)).status
         except aiohttp.ClientConnectionError:
             status = 0
         if status == 202:
@@ -394,7 +449,6 @@ async def test_normal_requests_pass_the_guard_even_when_the_publish_is_slow(serv
     server = await serve(guarded(broker_settings), ingress)
 
     for _ in range(2):  # the second on the kept-alive connection, its head deadline restarted
-        status, answer = await post(http, server.url + "/", ALERT, CE_HEADERS)
-        assert (status, answer) == (202, {"accepted": "evt-1", "alerts": 1})
+        assert_knative_success(await post(http, server.url + "/", ALERT, CE_HEADERS))
     assert len(ingress.published) == 2
     assert server.metrics.events.labels("other", "http_timeout")._value.get() == 0

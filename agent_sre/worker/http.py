@@ -1,9 +1,14 @@
 """HTTP ingress (CloudEvents and Alertmanager webhooks), approvals, /metrics, /healthz and /readyz.
 
 Every accepted event becomes one AMQP message on the input exchange, in the Knative broker's
-binary mode, and is answered 202 only once the broker confirmed it. A 4xx is final for
-Alertmanager and Knative, so a refused body is dead-lettered first; when that (or the publish)
-fails the answer is 503, which both retry: no alert is lost either way.
+binary mode, and is answered 202 only once the broker confirmed it. The statuses follow what the
+senders do with them (Knative's data-plane contract and its dispatchers' SelectiveRetry, which
+retries 5xx, 404, 408, 409 and 429; Alertmanager's webhook notifier, which retries only 5xx):
+- 202 is a delivery. `POST /` answers it with an empty body: Knative's channel-based broker turns
+  a 2xx whose body is neither empty nor a CloudEvent into a 502, retried and then dead-lettered.
+- 400 is final for both, so a refused body is dead-lettered here first.
+- 503 is retried by both: when that dead letter or the publish fails, when a body is too slow,
+  and past the connection cap (http_guard.py). No alert is lost either way.
 
 Slow clients are bounded (http_guard.py): at most `http_max_connections` at once, each with
 `http_header_timeout_s` to send a request head and `http_body_timeout_s` to send its body.
@@ -95,10 +100,11 @@ class _Handlers:
         self.token = token.encode() or None  # an empty token means none is configured
 
     async def cloudevent(self, request: web.Request) -> web.Response:
-        return await self._ingest(request, self._decode_cloudevent, lambda body: _cloudevent_headers(request))
+        return await self._ingest(request, self._decode_cloudevent, lambda body: _cloudevent_headers(request),
+                                  _accepted_empty)
 
     async def alertmanager(self, request: web.Request) -> web.Response:
-        return await self._ingest(request, self._wrap_webhook, self._webhook_attributes)
+        return await self._ingest(request, self._wrap_webhook, self._webhook_attributes, _accepted_with_id)
 
     async def approvals(self, request: web.Request) -> web.Response:
         if (refused := self._approvals_refused(request)) is not None:
@@ -183,6 +189,7 @@ class _Handlers:
         request: web.Request,
         decode: Callable[[bytes, web.Request], InboundEvent],
         dead_letter_headers: Callable[[bytes], dict[str, str]],
+        accepted: Callable[[InboundEvent, int], web.Response],
     ) -> web.Response:
         if not self._authorized(request):
             self.metrics.event("other", "http_unauthorized")
@@ -218,7 +225,7 @@ class _Handlers:
             return _error(503, "unavailable", "the broker did not confirm the event; retry later")
         self.metrics.event(event.type, "http_accepted")
         logger.info("event accepted over HTTP", extra={"event_id": event.id, "alerts": len(alerts), "path": request.path})
-        return web.json_response({"accepted": event.id, "alerts": len(alerts)}, status=202)
+        return accepted(event, len(alerts))
 
     async def _refuse(self, body: bytes, headers: dict[str, str], exc: InputError) -> web.Response:
         try:
@@ -234,8 +241,9 @@ class _Handlers:
         return _error(400, exc.reason, str(exc))
 
     async def _body_timed_out(self, request: web.Request) -> web.StreamResponse:
-        # A 503, not a 408: Alertmanager retries a 5xx but drops on a 4xx. There is no whole body
-        # to dead-letter; the sender still has it.
+        # A 503, not a 408: Alertmanager drops every 4xx, and Knative's contract lists 408 among the
+        # 4xx it need not retry (its dispatchers do). There is no whole body to dead-letter; the
+        # sender still has it.
         self.metrics.event("other", "http_timeout")
         logger.warning("HTTP body not received in time; connection closed",
                        extra={"timeout_s": self.settings.http_body_timeout_s, "path": request.path})
@@ -286,5 +294,18 @@ def _knative_headers(event: InboundEvent, request: web.Request) -> dict[str, str
     return headers
 
 
+def _accepted_empty(event: InboundEvent, alerts: int) -> web.Response:
+    """A Knative delivery's success: no body and no content type, which no broker reads as a reply."""
+    return web.Response(status=202)
+
+
+def _accepted_with_id(event: InboundEvent, alerts: int) -> web.Response:
+    # Alertmanager drains and ignores the body; a person with curl sees what was taken.
+    return web.json_response({"accepted": event.id, "alerts": alerts}, status=202)
+
+
 def _error(status: int, reason: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    # The JSON body stays on errors, for `POST /` too: Knative checks a reply for an event only
+    # after a successful delivery; a failed one's body only goes, base64 and cut at 1,024
+    # characters, into the `knativeerrordata` extension of the event it dead-letters.
     return web.json_response({"error": reason, "message": message}, status=status, headers=headers)
