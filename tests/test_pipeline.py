@@ -237,6 +237,17 @@ async def test_a_functions_own_mode_overrides_the_workers(tmp_path) -> None:
     assert world.publisher.triggers == [] and [pod for pod, _ in world.publisher.proposals] == ["api-1"]
 
 
+async def test_seconds_to_resolve_are_measured_on_the_outcome_stores_clock(tmp_path) -> None:
+    world = World(tmp_path)
+    now = [1_000.0]
+    world.outcomes.clock = lambda: now[0]
+    await world.consumer(message(crash_loop("api-1")))
+    now[0] += 1500
+    await world.consumer(message({**crash_loop("api-1"), "status": "resolved"}))
+    [outcome] = [r for r in world.audit() if r["action"] == "outcome"]
+    assert outcome["seconds_to_resolve"] == 1500
+
+
 async def test_a_resolution_is_the_outcome_of_the_trigger_before_it(tmp_path) -> None:
     world = World(tmp_path)
     await world.consumer(message(crash_loop("api-1")))

@@ -295,7 +295,7 @@ class Pipeline:
             await self.silences.expire(remediation.correlation_id)
 
     def _outcome(self, event: InboundEvent, alert: Alert, remediation: Remediation, outcome: Outcome) -> None:
-        seconds = round(time.time() - remediation.at, 3) if outcome is Outcome.RESOLVED else None
+        seconds = round(self.outcomes.clock() - remediation.at, 3) if outcome is Outcome.RESOLVED else None
         extra = {"seconds_to_resolve": seconds} if seconds is not None else {}
         self._write_outcome(remediation, outcome, event_id=event.id, fingerprint=alert.identity,
                             alertname=alert.alertname, **extra)

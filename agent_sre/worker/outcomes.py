@@ -64,6 +64,8 @@ class Remediation:
 
 
 class Outcomes(Protocol):
+    clock: Clock  # what `Remediation.at` is measured with
+
     async def triggered(self, fingerprint: str, correlation_id: str, trigger_id: str, function: str) -> None:
         """A trigger for this fingerprint was confirmed: one more attempt, and its outcome awaited."""
 
