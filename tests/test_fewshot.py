@@ -105,6 +105,30 @@ async def test_past_decisions_that_worked_are_neighbours(catalog: Catalog, tmp_p
     assert "audit" in proposal.reasoning
 
 
+async def test_a_running_selector_learns_a_decision_that_worked_without_a_restart(catalog: Catalog, tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    log = AuditLog(audit)
+    log.write({"action": "published", "alertname": "NightlyBorgBackupBroken", "trigger_id": "t1",
+               "decision": {"lambda_function": "job-retry", "parameters": {}, "method": "trm"}})
+    selector = FewShotSelector(catalog, tmp_path / "cache", k=1, per_pattern=0, audit_log=audit, refresh_s=0)
+    selector.load(extra=_examples((UNRELATED[1], "escalate")))
+    alert = _alert("NightlyBorgBackupBroken", job_name="borg-2024", namespace="backup")
+    before = await selector.select(alert)
+    assert before is not None and before.lambda_function == "escalate"  # not seen to work yet
+    # Then its job-retry resolves the alert, as the worker records it
+    log.write({"action": "outcome", "outcome": "resolved", "trigger_id": "t1", "function": "job-retry"})
+    await selector.select(alert)  # sees the log changed, and re-reads it on the model thread
+    assert selector._refreshing is not None and await selector._refreshing
+    after = await selector.select(alert)
+    assert after is not None and after.lambda_function == "job-retry" and "audit" in after.reasoning
+    # Nothing new: the next look changes nothing
+    log.write({"action": "resolved", "alertname": "Other"})
+    await selector.select(alert)
+    assert selector._refreshing is not None and not await selector._refreshing
+    log.close()
+    await selector.close()
+
+
 async def test_example_embeddings_are_cached(catalog: Catalog, tmp_path: Path) -> None:
     from agent_sre.retrieval.embedder import shared_embedder
 

@@ -1,8 +1,10 @@
 """`fewshot`: the k nearest labelled alerts vote on the function; the catalog fills its parameters.
 
 The examples are the generator's training split (alerts expanded from the runbook's `alerts`
-names) plus the confirmed past decisions in the audit log, read once in `start()`. Their
-embeddings are cached on disk like rag's. A neighbour lends only its function, never its values:
+names) plus the confirmed past decisions in the audit log, read in `start()` and read again, on
+the model thread, when the log has changed and `refresh_s` has passed since the last look: a
+running worker learns a decision that worked within minutes, not at its next restart. Their
+embeddings are cached on disk like rag's (the audit's new ones in memory until a restart). A neighbour lends only its function, never its values:
 parameters come from `catalog.resolve` on the alert at hand. Confidence is a logistic map of the
 vote's agreement and margin and of how similar the neighbours are, fitted on the val split, and
 never more than the agreement itself: the val split has few split votes, so the fit alone can
@@ -12,6 +14,8 @@ score a 2-2 tie above the chain's threshold.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +36,8 @@ from ..knowledge.generate import generate
 from ..knowledge.real import RENAMED_SHARE, RealAlert, load_real_alerts, real_examples
 from ..knowledge.runbook import load_runbook
 from .base import SelectorContext
+
+log = logging.getLogger(__name__)
 
 TRAIN_SEED = 0
 REAL_PER_ALERT = 2  # examples per line of the real-alert knowledge, beside the runbook's
@@ -55,6 +61,7 @@ class FewShotSelector:
         audit_log: Path | None = None,
         runbook_path: Path | None = None,
         real_alerts: list[RealAlert] | None = None,
+        refresh_s: float = 60.0,
     ) -> None:
         self.catalog, self.k, self.per_pattern = catalog, k, per_pattern
         self.real_alerts = real_alerts  # None: every line of the package's real-alert knowledge
@@ -63,6 +70,12 @@ class FewShotSelector:
         self.calibration = Logistic.from_dict(fitted.FEWSHOT)
         self.embedder: Embedder | None = None
         self.examples: ExampleSet | None = None
+        self.refresh_s = refresh_s
+        self._base: tuple[list[LabelledText], np.ndarray] | None = None  # everything but the audit's
+        self._audit: dict[LabelledText, np.ndarray] = {}  # the audit's examples and their vectors
+        self._audit_seen: tuple[int, int] | None = None  # the log's size and mtime when last read
+        self._next_look = 0.0
+        self._refreshing: asyncio.Future[bool] | None = None
         self._lock = asyncio.Lock()
         self._batch = MicroBatcher(self.vote)  # concurrent alerts share one embedding pass
 
@@ -74,20 +87,62 @@ class FewShotSelector:
     def load(self, extra: list[LabelledText] | None = None) -> None:
         """Load the model and embed the example set (blocking); `extra` examples are added as given."""
         embedder = shared_embedder()
+        self._audit_seen = _stamp(self.audit_log)
         groups = {
             "fewshot-train": self._training_examples(),
             "fewshot-audit": confirmed_examples(self.audit_log, self.catalog),
         }
         if extra:
             groups["fewshot-extra"] = extra
-        examples, blocks = [], []
+        base, base_blocks = [], []
         for kind, group in groups.items():
             if group:
                 texts = [e.text for e in group]
-                blocks.append(self.cache.load_or_build(kind, texts, embedder.model_id, embedder.encode))
-                examples.extend(group)
-        vectors = np.concatenate(blocks) if blocks else np.zeros((0, embedder.dimension), dtype=np.float32)
-        self.embedder, self.examples = embedder, ExampleSet(examples, vectors)
+                vectors = self.cache.load_or_build(kind, texts, embedder.model_id, embedder.encode)
+                if kind == "fewshot-audit":
+                    self._audit = dict(zip(group, vectors))
+                else:
+                    base.extend(group)
+                    base_blocks.append(vectors)
+        empty = np.zeros((0, embedder.dimension), dtype=np.float32)
+        self.embedder = embedder
+        self._base = (base, np.concatenate(base_blocks) if base_blocks else empty)
+        self._combine()
+
+    def refresh_audit(self) -> bool:
+        """Read the audit log again (blocking); embed the examples it confirms that are new.
+        Whether the example set changed."""
+        assert self.embedder is not None, "load() first"
+        self._audit_seen = _stamp(self.audit_log)
+        confirmed = confirmed_examples(self.audit_log, self.catalog)
+        if set(confirmed) == set(self._audit):
+            return False
+        new = [e for e in confirmed if e not in self._audit]
+        vectors = dict(zip(new, self.embedder.encode([e.text for e in new]))) if new else {}
+        self._audit = {e: self._audit.get(e, vectors.get(e)) for e in confirmed}  # type: ignore[misc]
+        self._combine()
+        return True
+
+    def _combine(self) -> None:
+        assert self._base is not None and self.embedder is not None
+        examples, vectors = self._base
+        if self._audit:
+            audit = list(self._audit)
+            examples = examples + audit
+            vectors = np.concatenate([vectors, np.stack([self._audit[e] for e in audit])])
+        self.examples = ExampleSet(examples, vectors)  # one assignment: a vote sees the old set or the new
+
+    def _look_at_the_audit(self) -> None:
+        """Refresh in the background when the log changed and it is time to look again."""
+        if self.audit_log is None or self.embedder is None:
+            return
+        now = time.monotonic()
+        if now < self._next_look or (self._refreshing is not None and not self._refreshing.done()):
+            return
+        self._next_look = now + self.refresh_s
+        if _stamp(self.audit_log) != self._audit_seen:
+            self._refreshing = asyncio.ensure_future(compute.run(self.refresh_audit))
+            self._refreshing.add_done_callback(_report)
 
     def _training_examples(self) -> list[LabelledText]:
         if self.per_pattern <= 0:
@@ -123,10 +178,30 @@ class FewShotSelector:
     async def select(self, alert: Alert) -> Proposal | None:
         if self.examples is None:
             await self.start()
+        self._look_at_the_audit()
         return self.propose(alert, await self._batch(alert))
 
     async def close(self) -> None:
+        if self._refreshing is not None:
+            await asyncio.gather(self._refreshing, return_exceptions=True)
         await self._batch.close()
+
+
+def _stamp(path: Path | None) -> tuple[int, int] | None:
+    try:
+        status = path.stat() if path is not None else None
+    except OSError:
+        return None
+    return (status.st_size, status.st_mtime_ns) if status is not None else None
+
+
+def _report(task: asyncio.Future[bool]) -> None:
+    if task.cancelled():
+        return
+    if (exc := task.exception()) is not None:
+        log.warning("re-reading the audit log for few-shot examples failed: %r", exc)
+    elif task.result():
+        log.info("few-shot examples refreshed from the audit log")
 
 
 def create(context: SelectorContext) -> FewShotSelector:
