@@ -69,13 +69,19 @@ async def settings(broker_settings: Settings) -> AsyncIterator[Settings]:
         await channel.queue_delete(default_queue(broker_settings))
 
 
-async def test_watch_prints_one_line_per_trigger_with_its_function_and_correlation_id(settings: Settings) -> None:
+async def _watching(settings: Settings, count: int) -> tuple[list[str], asyncio.Task[bool]]:
+    """A watch for `count` triggers, once its queue is bound; the lines it prints."""
     lines: list[str] = []
     bound = asyncio.Event()
     watching = asyncio.create_task(
-        watch_triggers(settings, lines.append, count=2, timeout_s=10, on_bound=lambda name: bound.set())
+        watch_triggers(settings, lines.append, count=count, timeout_s=10, on_bound=lambda name: bound.set())
     )
     await asyncio.wait_for(bound.wait(), 10)
+    return lines, watching
+
+
+async def test_watch_prints_one_line_per_trigger_with_its_function_and_correlation_id(settings: Settings) -> None:
+    lines, watching = await _watching(settings, 2)
     first, second = _trigger("api-1", "rules", 0.9), _trigger("api-2", "known", 0.95)
     await _publish(settings, first[2], second[2])  # routable: watch's queue is bound
 
@@ -86,6 +92,18 @@ async def test_watch_prints_one_line_per_trigger_with_its_function_and_correlati
         assert "alertname=KubePodCrashLooping" in line
         assert f"confidence={decision.confidence}" in line and f"triggered_by={decision.method}" in line
         assert line.endswith(f"correlation_id={alert.correlation_id}")
+
+
+async def test_on_a_shared_exchange_only_agent_sres_own_events_are_shown(settings: Settings) -> None:
+    """A Knative broker's exchange carries every event, the alerts too: watch skips them."""
+    lines, watching = await _watching(settings, 1)
+    alert_event = aio_pika.Message(b'{"labels": {"alertname": "KubePodCrashLooping"}}',
+                                   headers={"type": "io.homelab.prometheus.alert.fired", "id": "a-1"})
+    _, _, trigger = _trigger("api-9")
+    await _publish(settings, alert_event, trigger)
+    assert await asyncio.wait_for(watching, 10) is True
+    [line] = lines
+    assert line.startswith('pod-restart {"name":"api-9"')
 
 
 async def test_timeout_exits_1_and_the_durable_queue_keeps_triggers_for_the_next_watch(settings: Settings) -> None:

@@ -28,6 +28,7 @@ from .common import fail, load_settings
 _PREFETCH = 16
 
 
+_SHOWN = {kind.value for kind in Kind}  # triggers, proposals, approval requests; no other event
 _PREFIXES = {Kind.PROPOSED.value: ["proposed:"], Kind.APPROVAL_REQUESTED.value: ["approval", "requested:"]}
 
 
@@ -94,6 +95,10 @@ async def watch_triggers(
                 if message is None:
                     return False
                 event_type = (message.headers or {}).get("type")
+                if event_type not in _SHOWN:
+                    # A Knative broker's exchange carries every event, the alerts among them.
+                    await message.ack()
+                    continue
                 show(message.body.decode("utf-8", errors="replace") if as_json else format_trigger(message.body, event_type))
                 # Acked only once shown: a trigger taken but never printed stays in the queue.
                 await message.ack()
