@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import os
 import shutil
 import signal
 import subprocess
+import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -159,6 +162,20 @@ def own_redis(tmp_path) -> Iterator[OwnRedis]:
     server.start()
     yield server
     server.stop()
+
+
+@contextlib.contextmanager
+def threaded_http(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[int]:
+    """A real HTTP server on a free port, in a thread of its own, answering with `handler`: for
+    peers whose protocol is HTTP (a stub worker, an OTLP collector). Yields its port."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _free_port() -> int:

@@ -210,3 +210,13 @@ def test_the_installed_command_reads_standard_input() -> None:
     assert done.returncode == 0, done.stderr
     decisions = lines_of(done.stdout.decode())
     assert [d["lambda_function"] for d in decisions] == ["pod-restart", "flux-reconcile-kustomization"]
+
+
+def test_the_sample_webhook_decides_a_pod_restart() -> None:
+    """examples/alertmanager-webhook.json, which the compose demo sends, decides what it says."""
+    sample = Path(__file__).resolve().parent.parent / "examples" / "alertmanager-webhook.json"
+    result = CliRunner().invoke(app, ["select", sample.read_text()])
+    assert result.exit_code == 0, result.output
+    [decision] = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert decision["lambda_function"] == "pod-restart"
+    assert decision["parameters"] == {"name": "api-7d9f", "namespace": "shop", "type": "CrashLoopBackOff"}

@@ -6,18 +6,16 @@ import os
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
-import yaml  # PyYAML, which transformers requires
-from typer.testing import CliRunner
+import yaml  # PyYAML (the dev extra)
 
-from agent_sre.cli import app
+from tests.conftest import threaded_http
+
 
 ROOT = Path(__file__).parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -95,13 +93,9 @@ class _Probe(BaseHTTPRequestHandler):
 @pytest.fixture
 def probe_port() -> Iterator[int]:
     """A stand-in for the worker's /healthz (always 200) and /readyz (503 until `_Probe.ready`)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Probe)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     _Probe.ready = False
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    with threaded_http(_Probe) as port:
+        yield port
 
 
 def healthy(command: list[str], port: int) -> bool:
@@ -138,20 +132,3 @@ def test_the_dockerfile_copies_what_exists_and_runs_as_the_user_it_creates():
             assert (ROOT / source).exists() and source not in ignored, source
     [uid] = re.findall(r"useradd .*--uid (\d+)", text)
     assert re.search(rf"^USER {uid}$", text, flags=re.MULTILINE)
-
-
-def test_the_sample_webhook_decides_a_pod_restart(monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if name.startswith("AGENT_SRE_"):
-            monkeypatch.delenv(name)
-    # The rules alone, without the models; with nobody to agree, a pod restart needs no second selector.
-    monkeypatch.setenv("AGENT_SRE_SELECTORS", "static,rules")
-    monkeypatch.setenv("AGENT_SRE_AGREEMENT_RISKS", "")
-    monkeypatch.chdir(tmp_path)
-
-    result = CliRunner().invoke(app, ["select", SAMPLE_WEBHOOK.read_text()])
-
-    assert result.exit_code == 0, result.output
-    [decision] = [orjson.loads(line) for line in result.stdout.splitlines()]
-    assert decision["lambda_function"] == "pod-restart"
-    assert decision["parameters"] == {"name": "api-7d9f", "namespace": "shop", "type": "CrashLoopBackOff"}

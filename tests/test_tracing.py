@@ -4,7 +4,6 @@ in-memory exporter), and their export over OTLP/HTTP to a collector that speaks 
 from __future__ import annotations
 
 import http.server
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +18,7 @@ from agent_sre import tracing
 from agent_sre.cli.send import Encoding, encode_event
 from agent_sre.settings import DEFAULT_EVENT_TYPE
 from tests.broker_harness import crash_loop
+from tests.conftest import threaded_http
 
 pytestmark = pytest.mark.broker
 
@@ -107,11 +107,8 @@ class _Collector(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def collector() -> Iterator[str]:
     _Collector.received = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with threaded_http(_Collector) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture
