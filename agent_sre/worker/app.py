@@ -19,7 +19,7 @@ from ..schemas.catalog import load_catalog
 from ..selectors.base import Selector, SelectorContext, close_selectors, create_selectors, start_selectors
 from ..selectors.chain import Chain
 from ..settings import Settings
-from .approvals import Approval, NotWaiting, RedisApprovals, waiting
+from .approvals import NEEDS_REDIS, Approval, NotWaiting, RedisApprovals, waiting
 from .audit import AuditLog
 from .connection import connect
 from .consumer import Consumer, Pipeline
@@ -69,10 +69,7 @@ class Worker:
         catalog = load_catalog(settings.catalog_path)
         with_approvals = catalog.needs_approvals(settings.mode, settings.approval_risk)
         if with_approvals and settings.redis_url is None:  # before anything loads or connects
-            raise ConfigError(
-                "approvals are held in Redis: set AGENT_SRE_REDIS_URL (or _FILE), or unset AGENT_SRE_APPROVAL_RISK "
-                "and every catalog `mode: approve`"
-            )
+            raise ConfigError(NEEDS_REDIS)
         self._selectors = create_selectors(settings.selectors, SelectorContext(settings, catalog))
         await self._start_http()  # first, so liveness answers while the broker and models load
         self.connection = await connect(settings, "worker", robust=True)
@@ -191,7 +188,7 @@ class Worker:
 def build_approvals(settings: Settings, limits: Limits) -> RedisApprovals:
     """In the limits' Redis; the Worker refuses to start approvals without one."""
     if not isinstance(limits, RedisLimits):
-        raise ConfigError("approvals are held in Redis: set AGENT_SRE_REDIS_URL (or _FILE)")
+        raise ConfigError(NEEDS_REDIS)
     return RedisApprovals(limits.batch, prefix=settings.redis_prefix, keep_s=settings.dedup_ttl_s,
                           lease_s=settings.claim_ttl_s)
 

@@ -231,8 +231,17 @@ class RedisApprovals:
         return [self._key(correlation_id), f"{self.prefix}:approvals"]
 
 
+NEEDS_REDIS = ("approvals are held in Redis: set AGENT_SRE_REDIS_URL (or _FILE), or unset "
+               "AGENT_SRE_APPROVAL_RISK and every catalog `mode: approve`")
+
+
 class NotWaiting(LookupError):
-    """No request waits for an answer under that id: the message says what became of it."""
+    """No request waits for an answer under that id: the message says what became of it, and
+    `state` is the request's (None: there is no such request)."""
+
+    def __init__(self, message: str, state: State | None = None) -> None:
+        super().__init__(message)
+        self.state = state
 
 
 async def waiting(approvals: RedisApprovals, correlation_id: str) -> Approval:
@@ -243,7 +252,8 @@ async def waiting(approvals: RedisApprovals, correlation_id: str) -> Approval:
                          "`agent-sre approvals list` shows those waiting")
     if approval.state not in (State.PENDING, State.ANSWERING):
         answered = f" by {approval.by}" if approval.by else ""
-        raise NotWaiting(f"approval request {correlation_id!r} is {approval.state.value}{answered}: it waits for no answer")
+        raise NotWaiting(f"approval request {correlation_id!r} is {approval.state.value}{answered}: it waits for no answer",
+                         approval.state)
     return approval
 
 

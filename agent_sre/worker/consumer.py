@@ -24,7 +24,7 @@ from ..schemas.cloudevent import InboundEvent, decode_event
 from ..schemas.decision import Decision
 from ..selectors.chain import Chain
 from ..settings import APPROVAL_ANSWER_TYPES, RESULT_TYPE, Settings
-from .approvals import APPROVAL_EXPIRED_TYPE, APPROVAL_GRANTED_TYPE, Answer, Approval, RedisApprovals, State, parse_answer
+from .approvals import APPROVAL_EXPIRED_TYPE, APPROVAL_GRANTED_TYPE, NEEDS_REDIS, Answer, Approval, RedisApprovals, State, parse_answer
 from .audit import AuditLog
 from .deadletter import attempts_of
 from .limits import Claim, Limits, Refusal
@@ -100,10 +100,7 @@ class Pipeline:
         silences: Silences | None = None,
     ) -> None:
         if approvals is None and chain.catalog.needs_approvals(settings.mode, settings.approval_risk):
-            raise ConfigError(
-                "approvals are held in Redis: set AGENT_SRE_REDIS_URL (or _FILE), or unset AGENT_SRE_APPROVAL_RISK "
-                "and every catalog `mode: approve`"
-            )
+            raise ConfigError(NEEDS_REDIS)
         self.accepted_types = set(settings.inbound_types)
         self.max_event_bytes = settings.max_event_bytes
         self.storm_per_message = settings.storm_per_message

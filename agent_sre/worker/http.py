@@ -136,7 +136,7 @@ class _Handlers:
         try:
             approval = await self.ingress.answer_approval(correlation_id, approved, by.strip())
         except NotWaiting as exc:
-            return _error(404 if "no approval request" in str(exc) else 409, "not_waiting", str(exc))
+            return _error(404 if exc.state is None else 409, "not_waiting", str(exc))
         except Exception as exc:  # isolation point: Redis or the broker; the person can try again
             logger.warning("answering approval %s failed: %s", correlation_id, exc)
             return _error(503, "unavailable", f"the answer could not be passed on; retry: {exc}")
