@@ -88,6 +88,10 @@ class FakePublisher:
         self.dead_letters: list[str] = []
         self.fail_triggers = False
         self.slow_s = 0.0
+        self.timers: list[str] = []  # approval timers parked
+
+    async def approval_timer(self, correlation_id: str) -> None:
+        self.timers.append(correlation_id)
 
     async def trigger(self, alert: Alert, decision: Decision, kind: Kind = Kind.TRIGGER, extra: Any = None,
                       trace: Any = None) -> str:
@@ -106,7 +110,7 @@ class FakePublisher:
 
 
 class World:
-    def __init__(self, tmp_path: Path, **overrides: Any) -> None:
+    def __init__(self, tmp_path: Path, approvals: Any = None, **overrides: Any) -> None:
         self.settings = Settings(**{"cooldown_s": 600, "rate_limit_burst": 1000, "rate_limit_per_minute": 1000, **overrides})
         self.chain = FakeChain()
         self.publisher = FakePublisher()
@@ -115,7 +119,7 @@ class World:
         self.metrics = Metrics()
         self.outcomes = MemoryOutcomes(self.settings.outcome_ttl_s)
         self.pipeline = Pipeline(self.settings, self.chain, self.limits, self.publisher, self.metrics,  # type: ignore[arg-type]
-                                 AuditLog(self.audit_path), self.outcomes)
+                                 AuditLog(self.audit_path), self.outcomes, approvals)
         self.consumer = Consumer(self.pipeline, self.publisher, self.metrics, self.settings)  # type: ignore[arg-type]
 
     def audit(self) -> list[dict[str, Any]]:
@@ -363,3 +367,30 @@ def test_a_pipeline_that_would_wait_for_approvals_refuses_to_be_built_without_so
     with pytest.raises(ConfigError, match="AGENT_SRE_REDIS_URL"):
         World(tmp_path, approval_risk="medium")
     World(tmp_path, approval_risk="high")  # no function of the catalog is that risky: nothing waits
+
+
+
+async def test_an_approval_request_that_cannot_be_published_is_withdrawn_and_retried(tmp_path, redis_url, redis_prefix) -> None:
+    import redis.asyncio as aioredis
+
+    from agent_sre.worker.approvals import RedisApprovals
+    from agent_sre.worker.shared import Batch
+
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    approvals = RedisApprovals(Batch(client, 2.0), prefix=redis_prefix, keep_s=60, lease_s=5)
+    world = World(tmp_path, approvals=approvals, approval_risk="medium")
+    alert = Alert.model_validate(crash_loop("api-1"))
+    # The request's event is not confirmed: nothing may stay held, and the message is retried
+    world.publisher.fail_triggers = True
+    await world.consumer(message(crash_loop("api-1")))
+    assert world.publisher.retries == [(1, "publish_failed")]
+    assert world.publisher.timers == [alert.correlation_id]  # parked first: harmless without a request
+    assert await approvals.get(alert.correlation_id) is None
+    # The retry finds the cooldown free (the claim was released) and asks a human this time
+    world.publisher.fail_triggers = False
+    await world.consumer(message(crash_loop("api-1")))
+    held = await approvals.get(alert.correlation_id)
+    assert held is not None and held.function == "pod-restart"
+    assert world.publisher.triggers == [] and len(world.publisher.proposals) == 1  # the request, no trigger
+    assert [r["action"] for r in world.audit()] == ["retry", "approval_requested"]
+    await client.aclose()
