@@ -92,10 +92,9 @@ def interval(name: str, start_time: int, end_time: int, **attributes: Any) -> No
 def outbound(inbound: Mapping[str, str]) -> dict[str, str]:
     """The trace headers for an event caused by the current work: the current span as parent when
     tracing is on; else the input's own headers, passed on as they came."""
-    if _tracer is None:
-        return {name: inbound[name] for name in TRACE_HEADERS if inbound.get(name)}
     carrier: dict[str, str] = {}
-    _PROPAGATOR.inject(carrier)
+    if _tracer is not None:
+        _PROPAGATOR.inject(carrier)
     return carrier or {name: inbound[name] for name in TRACE_HEADERS if inbound.get(name)}
 
 

@@ -46,7 +46,7 @@ class State(str, Enum):
     WITHDRAWN = "withdrawn"
 
 
-FINAL = (State.APPROVED, State.DENIED, State.EXPIRED, State.WITHDRAWN)
+WAITING = (State.PENDING, State.ANSWERING)  # not answered yet
 
 
 @dataclass(frozen=True)
@@ -222,7 +222,7 @@ class RedisApprovals:
         """The requests waiting for an answer, soonest to expire first."""
         ids = await redis_call(self.client.zrange(f"{self.prefix}:approvals", 0, limit - 1), self.timeout_s)
         found = [await self.get(correlation_id) for correlation_id in ids]
-        return [a for a in found if a is not None and a.state in (State.PENDING, State.ANSWERING)]
+        return [a for a in found if a is not None and a.state in WAITING]
 
     def _key(self, correlation_id: str) -> str:
         return f"{self.prefix}:approval:{correlation_id}"
@@ -250,7 +250,7 @@ async def waiting(approvals: RedisApprovals, correlation_id: str) -> Approval:
     if approval is None:
         raise NotWaiting(f"no approval request {correlation_id!r} (never made, or older than its keep time); "
                          "`agent-sre approvals list` shows those waiting")
-    if approval.state not in (State.PENDING, State.ANSWERING):
+    if approval.state not in WAITING:
         answered = f" by {approval.by}" if approval.by else ""
         raise NotWaiting(f"approval request {correlation_id!r} is {approval.state.value}{answered}: it waits for no answer",
                          approval.state)
