@@ -181,7 +181,7 @@ class Pipeline:
                 self._outcome(event, alert, remediation, Outcome.RESOLVED)
             self._audit(verdict, event, alert, Action.RESOLVED)
             await self._withdraw(event, alert, verdict)
-            if self.silences is not None:
+            if remediation is not None and self.silences is not None:  # only a remediation silences
                 await self.silences.expire(alert.correlation_id, alert.alertname)
             return
         # One decision per alert at a time in this process. A repeat arriving meanwhile would only
