@@ -24,7 +24,7 @@ import re
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -33,7 +33,8 @@ from .alert import Alert
 from .decision import Proposal
 
 ESCALATE = "escalate"
-RISKS = ("none", "low", "medium", "high")  # in order
+Risk = Literal["none", "low", "medium", "high"]
+RISKS: tuple[str, ...] = get_args(Risk)  # in order, lowest first
 _TRANSFORMS = {"", "host", "pair", "key"}
 
 
@@ -119,7 +120,7 @@ class FunctionSpec(BaseModel):
 
     name: str
     description: str
-    risk: Literal["none", "low", "medium", "high"]  # RISKS
+    risk: Risk
     parameters: list[ParameterSpec] = Field(default_factory=list)
     when: list[str] = Field(default_factory=list)  # the situations it is for, in words
     evidence: Evidence | None = None  # None: nothing to show (escalate)

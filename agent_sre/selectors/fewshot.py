@@ -4,8 +4,8 @@ The examples are the generator's training split (alerts expanded from the runboo
 names) plus the confirmed past decisions in the audit log, read in `start()` and read again, on
 the model thread, when the log has changed and `refresh_s` has passed since the last look: a
 running worker learns a decision that worked within minutes, not at its next restart. Their
-embeddings are cached on disk like rag's (the audit's new ones in memory until a restart). A neighbour lends only its function, never its values:
-parameters come from `catalog.resolve` on the alert at hand. Confidence is a logistic map of the
+embeddings are cached on disk like rag's (the audit's new ones in memory until a restart). A
+neighbour lends only its function, never its values: parameters come from `catalog.resolve` on the alert at hand. Confidence is a logistic map of the
 vote's agreement and margin and of how similar the neighbours are, fitted on the val split, and
 never more than the agreement itself: the val split has few split votes, so the fit alone can
 score a 2-2 tie above the chain's threshold.
