@@ -34,9 +34,15 @@ class FakeMessage:
     headers: dict[str, Any]
     content_type: str | None = "application/json"
     message_id: str | None = None
+    delivery_tag: int = 1
     settled: list[str] = field(default_factory=list)
 
-    async def ack(self) -> None:
+    @property
+    def channel(self) -> FakeMessage:  # the consumer acks through the delivery's channel
+        return self
+
+    async def basic_ack(self, delivery_tag: int, wait: bool = True) -> None:
+        assert delivery_tag == self.delivery_tag
         self.settled.append("ack")
 
     async def nack(self, requeue: bool = True) -> None:

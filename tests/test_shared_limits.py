@@ -112,7 +112,7 @@ async def test_its_own_claim_left_by_a_failed_release_is_taken_back(replicas, mo
     assert not isinstance(claim, Refusal)
 
     async def unreachable(*_: Any) -> None:
-        raise ConnectionError("Redis went away")
+        raise TransientError("shared state (Redis) unavailable: ConnectionError: Redis went away")  # as Batch fails it
 
     monkeypatch.setattr(limits, "_release", unreachable)
     with pytest.raises(TransientError):

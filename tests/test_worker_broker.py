@@ -276,6 +276,19 @@ async def test_a_redelivered_event_id_never_publishes_twice(start_worker) -> Non
     await harness.dead_letters(0)
 
 
+async def test_a_worker_stopped_as_its_last_message_settles_leaves_nothing_to_redeliver(start_worker) -> None:
+    # The consumer queues its acks without waiting for the socket: stop must flush them first
+    harness = await start_worker(rate_limit_burst=1000, storm_per_minute=1000, concurrency=32)
+    for n in range(300):
+        await harness.send(crash_loop(f"api-{n}"))
+    await harness.settled(300, timeout_s=30)
+    await harness.worker.stop(grace_s=5)
+
+    queue = await harness.channel.declare_queue(harness.settings.input_queue, passive=True)
+    assert queue.declaration_result.message_count == 0
+    assert len(await harness.triggers(300)) == 300
+
+
 async def test_the_worker_reconnects_after_losing_its_connection(start_worker) -> None:
     harness = await start_worker()
     await harness.send(crash_loop("api-1"))

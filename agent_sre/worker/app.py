@@ -49,6 +49,7 @@ class Worker:
         self._selectors: list[Selector] = []
         self._selectors_started = False
         self._queue: Any = None
+        self._consume_channel: Any = None
         self._consumer_tag: str | None = None
         self._http_runner: Any = None
         self._stop = asyncio.Event()
@@ -87,9 +88,9 @@ class Worker:
         pipeline = Pipeline(settings, chain, self.limits, self.publisher, self.metrics, self.audit, outcomes,
                             self.approvals, self.silences)
         self.consumer = Consumer(pipeline, self.publisher, self.metrics, settings)
-        consume_channel = await self.connection.channel(publisher_confirms=False)
-        await consume_channel.set_qos(prefetch_count=settings.prefetch)
-        self._queue = await consume_channel.get_queue(settings.input_queue, ensure=True)
+        self._consume_channel = await self.connection.channel(publisher_confirms=False)
+        await self._consume_channel.set_qos(prefetch_count=settings.prefetch)
+        self._queue = await self._consume_channel.get_queue(settings.input_queue, ensure=True)
         self._consumer_tag = await self._queue.consume(self.consumer)
         log.info("consuming %s (prefetch %d, concurrency %d)", settings.input_queue, settings.prefetch, settings.concurrency)
 
@@ -106,6 +107,7 @@ class Worker:
             self._consumer_tag = None
         if self.consumer is not None and not await self.consumer.wait_idle(grace_s):
             log.warning("messages still in hand after %.0fs; the broker will redeliver them", grace_s)
+        await self._flush_acks()
         if self._http_runner is not None:
             await self._http_runner.cleanup()
             self._http_runner = None
@@ -174,6 +176,17 @@ class Worker:
         if self.publisher is None:
             raise TransientError("not connected to the broker yet")
         return self.publisher
+
+    async def _flush_acks(self) -> None:
+        """The consumer queues its acks without waiting for them to be written; closing the
+        connection would drop those still queued, and their messages would come back. The broker
+        answers a channel's requests in order, so once it answers this one it has every ack."""
+        if self._consume_channel is None or self._consume_channel.is_closed:
+            return  # the broker requeued what that channel had not acked
+        try:
+            await asyncio.wait_for(self._consume_channel.set_qos(prefetch_count=self.settings.prefetch), 5.0)
+        except Exception as exc:  # isolation point: what is not acked is redelivered, never lost
+            log.warning("could not confirm that the last acks reached the broker: %r", exc)
 
     async def _start_http(self) -> None:
         # HTTP ingress: agent_sre/worker/http.py (its own engineer); wired here and nowhere else.

@@ -193,30 +193,30 @@ class RedisApprovals:
             flat += [name, value.value if isinstance(value, State) else
                      orjson.dumps(value).decode() if isinstance(value, dict) else value]
         keep_ms = int(max(0.0, approval.expires_at - approval.requested_at) * 1000) + self.keep_ms
-        found = await redis_call(self._request(self._keys(approval.correlation_id), [*flat, approval.expires_at, keep_ms]))
+        found = await self._request(self._keys(approval.correlation_id), [*flat, approval.expires_at, keep_ms])
         return _approval(found)
 
     async def take(self, correlation_id: str, *, expired: bool = False) -> Approval | str:
         """The pending request, now this replica's to answer; else why not (its state, `unknown`,
         or `early` for a timer that came back before the request expired)."""
-        found = await redis_call(self._take([self._key(correlation_id)], [self.lease_ms, int(expired)]))
+        found = await self._take([self._key(correlation_id)], [self.lease_ms, int(expired)])
         approval = _approval(found)
         return approval if approval is not None else str(found[0])
 
     async def finish(self, correlation_id: str, state: State, by: str) -> None:
-        await redis_call(self._finish(self._keys(correlation_id), [state.value, by, repr(time.time())]))
+        await self._finish(self._keys(correlation_id), [state.value, by, repr(time.time())])
 
     async def give_back(self, correlation_id: str) -> None:
-        await redis_call(self._give_back([self._key(correlation_id)], []))
+        await self._give_back([self._key(correlation_id)], [])
 
     async def withdraw(self, correlation_id: str) -> Approval | None:
-        return _approval(await redis_call(self._withdraw(self._keys(correlation_id), [correlation_id])))
+        return _approval(await self._withdraw(self._keys(correlation_id), [correlation_id]))
 
     async def cancel(self, correlation_id: str) -> None:
-        await redis_call(self._cancel(self._keys(correlation_id), [correlation_id]))
+        await self._cancel(self._keys(correlation_id), [correlation_id])
 
     async def get(self, correlation_id: str) -> Approval | None:
-        return _approval(await redis_call(self._get([self._key(correlation_id)], [])))
+        return _approval(await self._get([self._key(correlation_id)], []))
 
     async def pending(self, limit: int = 1000) -> list[Approval]:
         """The requests waiting for an answer, soonest to expire first."""

@@ -552,7 +552,7 @@ class Consumer:
     async def _settle_and_ack(self, message: AbstractIncomingMessage, verdict: Verdict) -> None:
         try:
             outcome, fate = await self._settle(message, verdict)
-            await message.ack()
+            await _ack(message)
         except TransientError as exc:
             log.warning("message %s requeued: %s", message.message_id, exc)
             self.metrics.event(verdict.type_label, "requeued")
@@ -602,6 +602,13 @@ class Consumer:
         self.metrics.dead_letter(reason)
         log.warning("message %s dead-lettered: %s: %s", message.message_id, reason, error)
         return reason, {"message": "dead_lettered", "dead_letter_reason": reason}
+
+
+async def _ack(message: AbstractIncomingMessage) -> None:
+    """Queue the ack without waiting for it to be flushed to the socket (aio-pika's `ack` waits):
+    an ack lost with the connection only means a redelivery, which dedup answers, and
+    `Worker.stop` flushes the acks before it closes the connection."""
+    await message.channel.basic_ack(message.delivery_tag, wait=False)
 
 
 async def _requeue(message: AbstractIncomingMessage) -> None:

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..schemas.cloudevent import event_data
 from .limits import Clock
-from .shared import Batch, redis_call
+from .shared import Batch
 
 
 class Outcome(str, Enum):
@@ -201,19 +201,19 @@ class RedisOutcomes:
 
     async def triggered(self, fingerprint: str, correlation_id: str, trigger_id: str, function: str) -> None:
         args = [self._of(correlation_id), trigger_id, function, correlation_id, repr(self.clock()), self.ttl_ms]
-        await redis_call(self._triggered([self._key(fingerprint)], args))
+        await self._triggered([self._key(fingerprint)], args)
 
     async def last(self, fingerprint: str) -> Remediation | None:
-        return _remediation(await redis_call(self._last([self._key(fingerprint)], [])))
+        return _remediation(await self._last([self._key(fingerprint)], []))
 
     async def judge_unresolved(self, fingerprint: str, trigger_id: str) -> bool:
-        return bool(await redis_call(self._judge([self._key(fingerprint)], [trigger_id])))
+        return bool(await self._judge([self._key(fingerprint)], [trigger_id]))
 
     async def resolved(self, fingerprint: str) -> Remediation | None:
-        return _remediation(await redis_call(self._resolved([self._key(fingerprint)], [self._of("")])))
+        return _remediation(await self._resolved([self._key(fingerprint)], [self._of("")]))
 
     async def reported(self, correlation_id: str, failed: bool) -> Remediation | None:
-        found = await redis_call(self._reported([self._of(correlation_id)], [correlation_id, int(failed)]))
+        found = await self._reported([self._of(correlation_id)], [correlation_id, int(failed)])
         return _remediation(found)
 
     def _key(self, fingerprint: str) -> str:

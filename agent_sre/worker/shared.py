@@ -23,7 +23,6 @@ import itertools
 import os
 import socket
 import uuid
-from collections.abc import Awaitable
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
@@ -132,7 +131,7 @@ class RedisLimits:
     @classmethod
     def from_url(cls, url: str, timeout_s: float, limits: LimitSettings, *, prefix: str, claim_ttl_s: float) -> RedisLimits:
         # No socket_timeout: redis-py would wrap every send in asyncio.wait_for, a task per call.
-        # Each call is bounded by `timeout_s` here instead (`redis_call`, `Batch`).
+        # Each call is bounded by `timeout_s` here instead (`Batch`, `redis_call`).
         client = aioredis.Redis.from_url(
             url, decode_responses=True, socket_timeout=None, socket_connect_timeout=timeout_s
         )
@@ -158,7 +157,7 @@ class RedisLimits:
         return bool(await self._call(self.client.set(key, self.replica, nx=True, px=self.storm_window_ms)))
 
     async def release_storm_escalation(self) -> None:
-        await self._call(self._delete_if([f"{self.prefix}:storm-escalated"], [self.replica]))
+        await self._delete_if([f"{self.prefix}:storm-escalated"], [self.replica])
 
     async def close(self) -> None:
         await self.batch.close()
@@ -170,11 +169,11 @@ class RedisLimits:
         keys = self._keys(event_key, fingerprint, function, namespace)
         steal = ""
         for _ in range(2):
-            answer = await self._call(self._reserve(keys, [
+            answer = await self._reserve(keys, [
                 claim, steal, self.claim_ms, int(self.cooldown_ms > 0),
                 self.burst, self.rate, self._refill_ms(self.burst, self.rate), int(active),
                 self.storm_burst, self.storm_rate, self._refill_ms(self.storm_burst, self.storm_rate), int(reserve),
-            ]))
+            ])
             if answer == "ok":
                 return None
             if not answer.startswith("held:"):
@@ -209,7 +208,11 @@ async def redis_call(awaitable, timeout_s: float | None = None):  # type: ignore
         async with asyncio.timeout(timeout_s):
             return await awaitable
     except (RedisError, OSError) as exc:  # a timeout is an OSError too
-        raise TransientError(f"shared state (Redis) unavailable: {type(exc).__name__}: {exc}") from exc
+        raise unavailable(exc) from exc
+
+
+def unavailable(exc: BaseException) -> TransientError:
+    return TransientError(f"shared state (Redis) unavailable: {type(exc).__name__}: {exc}")
 
 
 class _RedisClaim:
@@ -223,7 +226,7 @@ class _RedisClaim:
         self.settled = True
         limits = self.limits
         try:
-            await limits._call(limits._commit(self.keys[:2], [limits.dedup_ms, limits.cooldown_ms]))
+            await limits._commit(self.keys[:2], [limits.dedup_ms, limits.cooldown_ms])
         finally:
             limits._held.discard(self.claim)
 
@@ -233,9 +236,9 @@ class _RedisClaim:
         self.settled = True
         limits = self.limits
         try:
-            await limits._call(limits._release(self.keys, [
+            await limits._release(self.keys, [
                 self.claim, limits.burst, limits.rate, int(self.active), limits.storm_burst, limits.storm_rate,
-            ]))
+            ])
         finally:
             # Not held any more either way: a claim a failed release left behind is ours to take.
             limits._held.discard(self.claim)
@@ -245,7 +248,10 @@ class Batch:
     """Script calls made while a batch is on its way go to Redis together, in one pipeline: one
     round trip and one write for many alerts. Under load that cuts the client's cost per call by
     more than half (redis-py's per-command overhead, not Redis, is what costs here); alone, a call
-    goes at once, as it would unbatched."""
+    goes at once, as it would unbatched.
+
+    Each round trip is bounded by `timeout_s`; a call fails with TransientError when Redis is
+    unreachable, silent or answers with an error."""
 
     def __init__(self, client: aioredis.Redis, timeout_s: float | None = None) -> None:
         self.client = client
@@ -257,12 +263,13 @@ class Batch:
     def script(self, source: str) -> _Script:
         return _Script(self, source)
 
-    async def call(self, script: _Script, keys: list[str], args: list[object]) -> object:
+    def call(self, script: _Script, keys: list[str], args: list[object]) -> asyncio.Future[object]:
+        """Queue the call now (it goes with the next batch) and return its answer's future."""
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self._queue.append((script, keys, args, future))
         if self._sender is None or self._sender.done():
             self._sender = asyncio.ensure_future(self._send_all())
-        return await future
+        return future
 
     async def _send_all(self) -> None:
         while self._queue:
@@ -270,9 +277,10 @@ class Batch:
             try:
                 results = await self._send(batch)
             except BaseException as exc:  # every caller gets the failure; none waits forever
+                failure = unavailable(exc if isinstance(exc, Exception) else ConnectionError("cancelled"))
                 for *_, future in batch:
                     if not future.done():
-                        future.set_exception(exc if isinstance(exc, Exception) else ConnectionError("cancelled"))
+                        future.set_exception(failure)
                 if not isinstance(exc, Exception):
                     raise
                 continue
@@ -280,7 +288,7 @@ class Batch:
                 if future.done():
                     continue
                 if isinstance(result, Exception):
-                    future.set_exception(result)
+                    future.set_exception(unavailable(result))
                 else:
                     future.set_result(result)
 
@@ -337,5 +345,5 @@ class _Script:
         self.batch, self.source = batch, source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
-    def __call__(self, keys: list[str], args: list[object]) -> Awaitable[object]:
+    def __call__(self, keys: list[str], args: list[object]) -> asyncio.Future[object]:
         return self.batch.call(self, keys, args)
