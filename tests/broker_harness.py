@@ -12,6 +12,7 @@ import orjson
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from agent_sre.cli.send import Encoding, encode_event
+from agent_sre.schemas.audit import AuditRecord
 from agent_sre.settings import DEFAULT_EVENT_TYPE
 from agent_sre.worker.app import Worker
 from agent_sre.worker.topology import dlq_name
@@ -62,7 +63,11 @@ class Harness:
         await wait_for(lambda: sum_samples(self.worker, "agent_sre_events_total") >= messages, timeout_s)
 
     def audit(self) -> list[dict[str, Any]]:
-        return [orjson.loads(line) for line in self.audit_path.read_text().splitlines()]
+        """The worker's audit records; each must be what the readers take (`AuditRecord`)."""
+        lines = self.audit_path.read_text().splitlines()
+        for line in lines:
+            AuditRecord.model_validate_json(line)
+        return [orjson.loads(line) for line in lines]
 
     def sample(self, name: str, **labels: str) -> float:
         return self.worker.metrics.registry.get_sample_value(name, labels) or 0.0

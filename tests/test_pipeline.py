@@ -14,6 +14,7 @@ import pytest
 from agent_sre.cli.send import Encoding, encode_event
 from agent_sre.errors import ConfigError, TransientError
 from agent_sre.schemas.alert import Alert
+from agent_sre.schemas.audit import AuditRecord
 from agent_sre.schemas.catalog import Catalog, load_catalog
 from agent_sre.schemas.decision import Decision
 from agent_sre.settings import DEFAULT_EVENT_TYPE, RESULT_TYPE, Settings
@@ -129,7 +130,10 @@ class World:
         self.consumer = Consumer(self.pipeline, self.publisher, self.metrics, self.settings)  # type: ignore[arg-type]
 
     def audit(self) -> list[dict[str, Any]]:
-        return [orjson.loads(line) for line in self.audit_path.read_text().splitlines()] if self.audit_path.exists() else []
+        lines = self.audit_path.read_text().splitlines() if self.audit_path.exists() else []
+        for line in lines:
+            AuditRecord.model_validate_json(line)  # each record is what the readers take
+        return [orjson.loads(line) for line in lines]
 
 
 async def test_a_message_past_the_per_message_cap_triggers_only_the_cap_and_escalates_the_storm_once(tmp_path) -> None:

@@ -69,8 +69,11 @@ class ParameterSpec(BaseModel):
         return values
 
     def preferred(self, alert: Alert) -> str | None:
-        """The value of the first source this alert has, else the default."""
-        return next(iter(self.candidates(alert)), None)
+        """The value of the first source this alert has, else the default: `candidates(alert)[0]`."""
+        for source in self.sources:
+            if value := _apply(source, alert.labels):
+                return value
+        return self.default
 
     def resolve(self, alert: Alert) -> str | None:
         """The preferred value, if it matches the pattern.
@@ -215,15 +218,17 @@ class Catalog(BaseModel):
                 raise CatalogError(f"{spec.name}: the alert's {key}={alert.labels[key]!r} is on the deny list")
         parameters = {}
         for param in spec.parameters:
-            # What the proposal leaves out is resolved as `resolve` does: a malformed label gives nothing.
-            value = proposal.parameters.get(param.name, param.resolve(alert))
+            preferred = param.preferred(alert)
+            value = proposal.parameters.get(param.name)
+            if value is None and preferred is not None and param.regex.fullmatch(preferred):
+                value = preferred  # what the proposal leaves out is resolved as `resolve` does
             if value is None:
                 if param.required:
                     raise CatalogError(f"{spec.name}: required parameter {param.name!r} is missing")
                 continue
             if not param.regex.fullmatch(value):
                 raise CatalogError(f"{spec.name}: {param.name}={value!r} does not match {param.pattern}")
-            if value != param.preferred(alert):
+            if value != preferred:
                 raise CatalogError(
                     f"{spec.name}: {param.name}={value!r} is not what the alert's labels give "
                     f"(the first of {param.sources} present)"

@@ -125,10 +125,19 @@ def _trace_context(headers: Mapping[str, Any] | None, attributes: Mapping[str, s
 def check_attributes(attributes: Mapping[str, str]) -> None:
     """CloudEvents 1.0 rules for normalised attributes; InputError("invalid_cloudevent") if broken.
 
-    The clear messages come first; the SDK's own validation last, so that whatever is decoded
-    here `trigger_headers` can republish (the HTTP ingress does, unchecked).
+    The clear messages come first (`_check_rules`, which `trigger_headers` applies to what we
+    publish); the SDK's own validation last.
     """
-    for name in ("type", "source"):
+    time = _check_rules(attributes)
+    try:
+        CloudEvent({**attributes, **({"time": time} if time else {})})
+    except BaseCloudEventException as exc:
+        raise InputError("invalid_cloudevent", f"not a valid CloudEvent: {exc}") from exc
+
+
+def _check_rules(attributes: Mapping[str, str]) -> datetime | None:
+    """Required attributes, the spec version, the time and the attribute names; the time parsed."""
+    for name in ("id", "type", "source"):
         if not attributes.get(name):
             raise InputError("invalid_cloudevent", f"no CloudEvent {name}: set the `{name}` (or ce-{name}) header")
     if attributes["specversion"] != "1.0":
@@ -140,10 +149,7 @@ def check_attributes(attributes: Mapping[str, str]) -> None:
             "invalid_cloudevent",
             f"{', '.join(map(repr, bad))} cannot be CloudEvent attribute names: use 1-20 lower-case letters or digits",
         )
-    try:
-        CloudEvent({**attributes, **({"time": time} if time else {})})
-    except BaseCloudEventException as exc:
-        raise InputError("invalid_cloudevent", f"not a valid CloudEvent: {exc}") from exc
+    return time
 
 
 def parse_time(text: str) -> datetime:
@@ -157,22 +163,18 @@ def parse_time(text: str) -> datetime:
 def trigger_headers(attributes: Mapping[str, Any]) -> dict[str, str]:
     """Bare CloudEvent header names, as the Knative broker writes them, so filtered Triggers match.
 
-    The SDK validates the attributes (required ones present, extension names legal) first.
+    `specversion` defaults to 1.0 and `time` to now. The attributes must pass the rules every
+    inbound event passes (`check_attributes`), or ValueError: whatever we publish, our own
+    ingress would take. (The SDK's object is not built: these are ours, once per trigger.)
     """
-    attrs = dict(attributes)
-    attrs.setdefault("time", datetime.now(timezone.utc))
-    if isinstance(attrs["time"], str):  # an inbound event's time, checked by decode_event
-        attrs["time"] = _rfc3339(attrs["time"]) or attrs["time"]  # the SDK refuses one that is not
+    attrs = {"specversion": "1.0", **attributes}
+    time = attrs.get("time") or datetime.now(timezone.utc)
+    attrs["time"] = time.isoformat().replace("+00:00", "Z") if isinstance(time, datetime) else time
     try:
-        event = CloudEvent(attrs)
-    except BaseCloudEventException as exc:
+        _check_rules(attrs)
+    except InputError as exc:
         raise ValueError(f"invalid trigger attributes: {exc}") from exc
-    headers: dict[str, str] = {}
-    for name, value in event.get_attributes().items():
-        if isinstance(value, datetime):
-            value = value.isoformat().replace("+00:00", "Z")
-        headers["content-type" if name == "datacontenttype" else name] = str(value)
-    return headers
+    return {"content-type" if name == "datacontenttype" else name: str(value) for name, value in attrs.items()}
 
 
 def _rfc3339(text: str) -> datetime | None:

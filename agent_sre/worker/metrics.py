@@ -6,6 +6,8 @@ alert content, so an alert storm cannot blow up cardinality.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from ..schemas.decision import Outcome, Phase
@@ -34,42 +36,51 @@ class Metrics:
         self.approvals = Counter(f"{prefix}_approvals", "Approval steps: requested, approved, denied, expired, withdrawn.", ["function", "step"], registry=r)
         self.silences = Counter(f"{prefix}_silences", "Alertmanager silences: created, expired, failed.", ["step"], registry=r)
         self.proposals = Counter(f"{prefix}_proposals_published", "Proposals published in shadow mode, in place of a trigger.", ["function"], registry=r)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def _of(self, metric: Any, *values: str) -> Any:
+        """`metric.labels(*values)`, looked up once: label values come from small fixed sets."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     # ChainObserver
     def phase(self, phase: Phase) -> None:
-        self.latency.labels(phase.selector).observe(phase.ms / 1000)
+        self._of(self.latency, phase.selector).observe(phase.ms / 1000)
         if phase.confidence is not None:
-            self.confidence.labels(phase.selector).observe(phase.confidence)
+            self._of(self.confidence, phase.selector).observe(phase.confidence)
         if phase.outcome is Outcome.DECIDED:
-            self.decisions.labels(phase.selector, phase.lambda_function or "").inc()
+            self._of(self.decisions, phase.selector, phase.lambda_function or "").inc()
         else:
-            self.fallbacks.labels(phase.selector, phase.outcome.value).inc()
+            self._of(self.fallbacks, phase.selector, phase.outcome.value).inc()
 
     def event(self, event_type: str, outcome: str) -> None:
-        self.events.labels(event_type, outcome).inc()
+        self._of(self.events, event_type, outcome).inc()
 
     def dead_letter(self, reason: str) -> None:
-        self.dead_letters.labels(reason).inc()
+        self._of(self.dead_letters, reason).inc()
 
     def retry(self, reason: str) -> None:
-        self.retries.labels(reason).inc()
+        self._of(self.retries, reason).inc()
 
     def suppressed(self, reason: str) -> None:
-        self.suppressions.labels(reason).inc()
+        self._of(self.suppressions, reason).inc()
 
     def ignored(self) -> None:
         self.ignored_alerts.inc()
 
     def outcome(self, function: str, outcome: str, seconds_to_resolve: float | None = None) -> None:
-        self.outcomes.labels(function, outcome).inc()
+        self._of(self.outcomes, function, outcome).inc()
         if seconds_to_resolve is not None:
-            self.time_to_resolve.labels(function).observe(seconds_to_resolve)
+            self._of(self.time_to_resolve, function).observe(seconds_to_resolve)
 
     def silence(self, step: str) -> None:
-        self.silences.labels(step).inc()
+        self._of(self.silences, step).inc()
 
     def approval(self, function: str, step: str) -> None:
-        self.approvals.labels(function, step).inc()
+        self._of(self.approvals, function, step).inc()
 
     def trigger_published(self, function: str, proposed: bool = False) -> None:
-        (self.proposals if proposed else self.triggers).labels(function).inc()
+        self._of(self.proposals if proposed else self.triggers, function).inc()
