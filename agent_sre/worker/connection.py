@@ -1,4 +1,4 @@
-"""The one way agent-sre connects to RabbitMQ and publishes with a broker confirm.
+"""The one way agent-sre connects to RabbitMQ, publishes with a broker confirm and acks a delivery.
 
 Every failure comes back as an `agent_sre.errors` error whose text never holds the password:
 a broker that cannot be reached, or a publish it did not confirm, is a TransientError (worth
@@ -13,7 +13,7 @@ import socket
 from typing import Literal, overload
 
 import aio_pika
-from aio_pika.abc import AbstractConnection, AbstractExchange, AbstractRobustConnection
+from aio_pika.abc import AbstractConnection, AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from aiormq import spec
 from aiormq.exceptions import AMQPConnectionError, ProbableAuthenticationError
@@ -104,6 +104,14 @@ async def publish_confirmed(
     # Anything but an ack (a returned message on a channel that does not raise) is not a delivery.
     if not isinstance(confirmation, spec.Basic.Ack):
         raise TransientError(f"publish to {_where(exchange, routing_key)} was not confirmed: {confirmation!r}")
+
+
+async def ack(message: AbstractIncomingMessage) -> None:
+    """Ack a delivery without waiting for the frame to be flushed to the socket, as aio-pika's
+    `ack` does. An ack lost with its connection only means a redelivery, which dedup answers;
+    before a worker closes its connection on purpose, `Worker.stop` makes sure the broker has
+    every ack sent."""
+    await message.channel.basic_ack(message.delivery_tag, wait=False)
 
 
 def _where(exchange: AbstractExchange, routing_key: str) -> str:

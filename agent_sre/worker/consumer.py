@@ -26,6 +26,7 @@ from ..selectors.chain import Chain
 from ..settings import APPROVAL_ANSWER_TYPES, RESULT_TYPE, Settings
 from .approvals import APPROVAL_EXPIRED_TYPE, APPROVAL_GRANTED_TYPE, NEEDS_REDIS, Answer, Approval, RedisApprovals, State, parse_answer
 from .audit import AuditLog
+from .connection import ack
 from .deadletter import attempts_of
 from .limits import Claim, Limits, Refusal
 from .metrics import Metrics
@@ -552,7 +553,7 @@ class Consumer:
     async def _settle_and_ack(self, message: AbstractIncomingMessage, verdict: Verdict) -> None:
         try:
             outcome, fate = await self._settle(message, verdict)
-            await _ack(message)
+            await ack(message)
         except TransientError as exc:
             log.warning("message %s requeued: %s", message.message_id, exc)
             self.metrics.event(verdict.type_label, "requeued")
@@ -602,13 +603,6 @@ class Consumer:
         self.metrics.dead_letter(reason)
         log.warning("message %s dead-lettered: %s: %s", message.message_id, reason, error)
         return reason, {"message": "dead_lettered", "dead_letter_reason": reason}
-
-
-async def _ack(message: AbstractIncomingMessage) -> None:
-    """Queue the ack without waiting for it to be flushed to the socket (aio-pika's `ack` waits):
-    an ack lost with the connection only means a redelivery, which dedup answers, and
-    `Worker.stop` flushes the acks before it closes the connection."""
-    await message.channel.basic_ack(message.delivery_tag, wait=False)
 
 
 async def _requeue(message: AbstractIncomingMessage) -> None:
