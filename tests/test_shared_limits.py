@@ -10,6 +10,7 @@ import pytest
 
 from agent_sre.errors import TransientError
 from agent_sre.worker.limits import Limits, LimitSettings, MemoryLimits, Refusal
+from agent_sre.worker.outcomes import RedisOutcomes
 from agent_sre.worker.shared import RedisLimits
 
 OPTIONS = {"cooldown_s": 600, "burst": 2, "per_minute": 1, "storm_per_minute": 3, "storm_window_s": 600,
@@ -157,3 +158,29 @@ async def test_a_silent_redis_times_out_and_its_late_answers_never_reach_the_nex
     assert await limits.check("e9/a", "fp1") is Refusal.COOLDOWN
     assert await limits.check("e3/a", "fp3") is None
     await limits.close()
+
+
+async def test_a_commit_and_the_outcome_recorded_beside_it_share_one_round_trip(replicas, redis_prefix, monkeypatch) -> None:
+    # What the pipeline sends together (the check with the outcome lookup, the commit with the
+    # remediation's record) is one pipeline to Redis, not one round trip each
+    limits = replicas()
+    outcomes = RedisOutcomes(limits.batch, prefix=redis_prefix, ttl_s=600)
+    claim = await limits.reserve("e1/a", "fp1", "pod-restart", "shop", True)
+    assert not isinstance(claim, Refusal)
+    round_trips: list[int] = []
+    send = limits.batch._pipeline
+
+    async def counted(batch: list[Any]) -> list[object]:
+        round_trips.append(len(batch))
+        return await send(batch)
+
+    monkeypatch.setattr(limits.batch, "_pipeline", counted)
+    records = [claim.commit(), outcomes.triggered("fp1", "corr-1", "trigger-1", "pod-restart")]
+    for record in records:
+        await record
+    looking_up = outcomes.last("fp1")
+    assert await limits.check("e2/a", "fp1") is Refusal.COOLDOWN
+    earlier = await looking_up
+
+    assert round_trips == [2, 2]
+    assert earlier is not None and earlier.trigger_id == "trigger-1" and earlier.attempts == 1

@@ -206,10 +206,15 @@ class Pipeline:
         key = f"{event.id}/{alert.correlation_id}"
         # A redelivery, or a repeat in the cooldown (Alertmanager's repeat_interval, an HA pair, a
         # storm), is settled before the selectors: a repeat costs no model time.
-        if refusal := await self.limits.check(key, alert.identity):
+        looking_up = self.outcomes.last(alert.identity)  # with Redis, sent now: one round trip with the check
+        try:
+            refusal = await self.limits.check(key, alert.identity)
+        finally:
+            earlier = await looking_up  # awaited whatever the check gave; it fails with the check's round trip
+        if refusal:
             self._refused(verdict, event, alert, refusal, reason="the selectors were not asked")
             return
-        decision = await self._after_earlier_attempts(event, alert) or await self.chain.decide(alert)
+        decision = await self._after_earlier_attempts(event, alert, earlier) or await self.chain.decide(alert)
         dump = decision.model_dump(mode="json")
         if decision.ignored:  # needs nobody: acked, audited and counted, never dead-lettered
             self.metrics.ignored()
@@ -251,23 +256,24 @@ class Pipeline:
             raise
         if active:
             verdict.actions += 1
-        try:
-            await claim.commit()
-            if active and not proposed:
-                await self.outcomes.triggered(alert.identity, alert.correlation_id, trigger_id, function)
-        except TransientError as exc:
-            # Published all the same: retrying would trigger twice. The claim expires on its own.
-            log.warning("trigger %s published, but its cooldown or outcome could not be recorded: %s", trigger_id, exc)
+        records = [claim.commit()]  # with Redis, sent at once: one round trip for both
+        if active and not proposed:
+            records.append(self.outcomes.triggered(alert.identity, alert.correlation_id, trigger_id, function))
+        for record in records:
+            try:
+                await record
+            except TransientError as exc:
+                # Published all the same: retrying would trigger twice. The claim expires on its own.
+                log.warning("trigger %s published, but its cooldown or outcome could not be recorded: %s", trigger_id, exc)
         self.metrics.trigger_published(function, proposed)
         if active and not proposed:
             await self._silence(alert, function, trigger_id)
         action = Action.PROPOSED if proposed else Action.PUBLISHED
         self._audit(verdict, event, alert, action, decision=dump, trigger_id=trigger_id)
 
-    async def _after_earlier_attempts(self, event: InboundEvent, alert: Alert) -> Decision | None:
-        """The alert fires past its cooldown (or again) after a remediation: that one did not
-        resolve it. Past the attempts allowed, or after a reported failure, a human decides."""
-        earlier = await self.outcomes.last(alert.identity)
+    async def _after_earlier_attempts(self, event: InboundEvent, alert: Alert, earlier: Remediation | None) -> Decision | None:
+        """The alert fires past its cooldown (or again) after `earlier`, its last remediation: that
+        one did not resolve it. Past the attempts allowed, or after a reported failure, a human decides."""
         if earlier is None:
             return None
         if await self.outcomes.judge_unresolved(alert.identity, earlier.trigger_id):

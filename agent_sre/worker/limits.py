@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol
@@ -33,8 +33,9 @@ class Refusal(str, Enum):
 
 
 class Claim(Protocol):
-    async def commit(self) -> None:
-        """The trigger was confirmed: start the cooldown and remember the event."""
+    def commit(self) -> Awaitable[None]:
+        """The trigger was confirmed: start the cooldown and remember the event. Await it. Sent
+        when called (Redis), so that what is recorded beside it can share its round trip."""
 
     async def release(self) -> None:
         """The trigger was not published: give everything back (idempotent)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Literal, Protocol
@@ -66,11 +67,13 @@ class Remediation:
 class Outcomes(Protocol):
     clock: Clock  # what `Remediation.at` is measured with
 
-    async def triggered(self, fingerprint: str, correlation_id: str, trigger_id: str, function: str) -> None:
-        """A trigger for this fingerprint was confirmed: one more attempt, and its outcome awaited."""
+    def triggered(self, fingerprint: str, correlation_id: str, trigger_id: str, function: str) -> Awaitable[object]:
+        """A trigger for this fingerprint was confirmed: one more attempt, and its outcome awaited.
+        Await it; sent when called (Redis), as `last` is."""
 
-    async def last(self, fingerprint: str) -> Remediation | None:
-        """The latest remediation of this fingerprint that has not resolved it."""
+    def last(self, fingerprint: str) -> Awaitable[Remediation | None]:
+        """The latest remediation of this fingerprint that has not resolved it. Await it. Sent
+        when called (Redis), so that it can share a round trip with the limits' check."""
 
     async def judge_unresolved(self, fingerprint: str, trigger_id: str) -> bool:
         """Mark that trigger `not_resolved`; True the first time only (fleet-wide)."""
@@ -199,12 +202,12 @@ class RedisOutcomes:
         self._resolved = batch.script(_RESOLVED)
         self._reported = batch.script(_REPORTED)
 
-    async def triggered(self, fingerprint: str, correlation_id: str, trigger_id: str, function: str) -> None:
+    def triggered(self, fingerprint: str, correlation_id: str, trigger_id: str, function: str) -> Awaitable[object]:
         args = [self._of(correlation_id), trigger_id, function, correlation_id, repr(self.clock()), self.ttl_ms]
-        await self._triggered([self._key(fingerprint)], args)
+        return self._triggered([self._key(fingerprint)], args)
 
-    async def last(self, fingerprint: str) -> Remediation | None:
-        return _remediation(await self._last([self._key(fingerprint)], []))
+    def last(self, fingerprint: str) -> Awaitable[Remediation | None]:
+        return _parsed(self._last([self._key(fingerprint)], []))
 
     async def judge_unresolved(self, fingerprint: str, trigger_id: str) -> bool:
         return bool(await self._judge([self._key(fingerprint)], [trigger_id]))
@@ -221,6 +224,10 @@ class RedisOutcomes:
 
     def _of(self, correlation_id: str) -> str:
         return f"{self.prefix}:outcome-of:{correlation_id}"
+
+
+async def _parsed(answer: Awaitable[object]) -> Remediation | None:
+    return _remediation(await answer)  # type: ignore[arg-type]
 
 
 def _remediation(flat: list[str] | None) -> Remediation | None:

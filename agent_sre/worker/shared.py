@@ -23,6 +23,7 @@ import itertools
 import os
 import socket
 import uuid
+from collections.abc import Awaitable
 
 import redis.asyncio as aioredis
 from hiredis import pack_command
@@ -221,28 +222,31 @@ class _RedisClaim:
         self.limits, self.claim, self.keys, self.active = limits, claim, keys, active
         self.settled = False
 
-    async def commit(self) -> None:
-        if self.settled:
-            return
-        self.settled = True
-        limits = self.limits
-        try:
-            await limits._commit(self.keys[:2], [limits.dedup_ms, limits.cooldown_ms])
-        finally:
-            limits._held.discard(self.claim)
+    def commit(self) -> Awaitable[None]:
+        answer = None
+        if not self.settled:
+            self.settled = True
+            limits = self.limits
+            answer = limits._commit(self.keys[:2], [limits.dedup_ms, limits.cooldown_ms])
+        return self._let_go(answer)
 
     async def release(self) -> None:
         if self.settled:
             return
         self.settled = True
         limits = self.limits
+        await self._let_go(limits._release(self.keys, [
+            self.claim, limits.burst, limits.rate, int(self.active), limits.storm_burst, limits.storm_rate,
+        ]))
+
+    async def _let_go(self, answer: Awaitable[object] | None) -> None:
+        """Wait for the commit or release; then this process holds the claim no more, either way:
+        a claim that a failed release left behind is ours to take."""
         try:
-            await limits._release(self.keys, [
-                self.claim, limits.burst, limits.rate, int(self.active), limits.storm_burst, limits.storm_rate,
-            ])
+            if answer is not None:
+                await answer
         finally:
-            # Not held any more either way: a claim a failed release left behind is ours to take.
-            limits._held.discard(self.claim)
+            self.limits._held.discard(self.claim)
 
 
 # One queued script call: the script, its EVALSHA command packed, and its answer's future.
