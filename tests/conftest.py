@@ -109,8 +109,9 @@ async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
     prefix = f"test-{uuid.uuid4().hex[:10]}"
     yield prefix
     client = aioredis.Redis.from_url(redis_url)
-    async for key in client.scan_iter(match=f"{{{prefix}}}:*"):
-        await client.delete(key)
+    keys = [key async for key in client.scan_iter(match=f"{{{prefix}}}:*", count=10_000)]  # few round trips
+    for start in range(0, len(keys), 1000):
+        await client.delete(*keys[start:start + 1000])
     await client.aclose()
 
 
