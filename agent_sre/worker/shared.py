@@ -214,6 +214,7 @@ async def redis_call(awaitable, timeout_s: float | None = None):  # type: ignore
 
 
 def unavailable(exc: BaseException) -> TransientError:
+    """What any failed Redis call raises: worth retrying, and nothing acts meanwhile."""
     return TransientError(f"shared state (Redis) unavailable: {type(exc).__name__}: {exc}")
 
 
