@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     risk_thresholds: Annotated[dict[str, float], NoDecode] = {"none": 0.7, "low": 0.75, "medium": 0.8, "high": 0.9}
     # Functions of these risks act only when two selectors agree, or a static annotation names them.
     agreement_risks: CommaList = ["medium", "high"]
+    # An alert no selector was confident about: `escalate` (a trigger for the on-call human, with what
+    # the selectors thought) or `dead-letter` (the input goes to the DLQ as `no_decision`, as before).
+    undecided: Literal["escalate", "dead-letter"] = "escalate"
     # Alerts that need nobody: acked, audited and counted as ignored; never escalated or dead-lettered.
     ignored_alerts: CommaList = ["Watchdog", "InfoInhibitor", "PrometheusAlertmanagerE2eDeadManSwitch"]
     # Info-severity alerts whose name matches are success or progress events, ignored too ("" turns it off).

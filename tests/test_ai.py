@@ -152,7 +152,7 @@ async def test_invented_parameter_values_are_never_used(fake):
     # A function whose parameters the labels cannot supply: the chain refuses it.
     fake.script = [answer("node-disk-cleanup", {"node": "*"})]
     decision = await Chain([ai], CATALOG, SETTINGS).decide(CRASH)
-    assert decision.lambda_function is None
+    assert decision.undecided
     assert decision.phases[0].outcome is Outcome.REJECTED and "node" in decision.phases[0].detail
 
 

@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from agent_sre.schemas.alert import Alert
-from agent_sre.schemas.catalog import load_catalog
-from agent_sre.schemas.decision import Outcome, Phase, Proposal
+from agent_sre.schemas.catalog import ESCALATE, load_catalog
+from agent_sre.schemas.decision import Escalation, Outcome, Phase, Proposal
 from agent_sre.selectors.chain import Chain
 from agent_sre.settings import SelectorOptions, Settings
 
@@ -172,16 +172,23 @@ async def test_fallback_on_catalog_rejection() -> None:
 async def test_denied_namespace_from_settings_is_rejected() -> None:
     decision = await chain_of(returning("static", GOOD), denied_namespaces=["shop"]).decide(ALERT)
 
-    assert not decision.decided
+    assert decision.undecided
     assert decision.phases[0].outcome is Outcome.REJECTED
 
 
 async def test_nobody_decides() -> None:
     decision = await chain_of(returning("static", None), raising("trm")).decide(ALERT)
 
-    assert decision.lambda_function is None
+    assert decision.undecided
+    assert (decision.lambda_function, decision.escalation, decision.method) == (ESCALATE, Escalation.UNDECIDED, "chain")
     assert decision.parameters == {}
-    assert decision.method is None
+    assert "static abstained" in decision.reasoning and "trm error" in decision.reasoning
+
+
+async def test_nobody_decides_dead_letters_when_so_configured() -> None:
+    decision = await chain_of(returning("static", None), raising("trm"), undecided="dead-letter").decide(ALERT)
+
+    assert decision.undecided and decision.lambda_function is None and decision.method is None
     assert "static abstained" in decision.reasoning and "trm error" in decision.reasoning
 
 

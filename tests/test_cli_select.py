@@ -99,14 +99,23 @@ def test_a_webhook_prints_one_line_per_alert_in_order() -> None:
     assert [d["lambda_function"] for d in decisions] == ["pod-restart", "flux-reconcile-kustomization"]
 
 
-def test_an_undecided_alert_prints_null() -> None:
+def test_an_undecided_alert_escalates_saying_why() -> None:
     result = run(orjson.dumps(UNKNOWN).decode())
 
     assert result.exit_code == 0
     [decision] = lines_of(result.stdout)
-    assert decision["lambda_function"] is None
-    assert decision["method"] is None
+    assert (decision["lambda_function"], decision["escalation"], decision["method"]) == ("escalate", "undecided", "chain")
+    assert "no selector was confident" in decision["reasoning"]
     assert [p["outcome"] for p in decision["phases"]] == ["abstained", "abstained"]
+
+
+def test_an_undecided_alert_prints_null_when_undecided_dead_letters(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENT_SRE_UNDECIDED", "dead-letter")
+    result = run(orjson.dumps(UNKNOWN).decode())
+
+    assert result.exit_code == 0
+    [decision] = lines_of(result.stdout)
+    assert decision["lambda_function"] is None and decision["method"] is None
 
 
 def test_file_gives_one_line_per_input_line_in_order(tmp_path: Path) -> None:
@@ -121,8 +130,9 @@ def test_file_gives_one_line_per_input_line_in_order(tmp_path: Path) -> None:
     assert [out[0]["lambda_function"], out[1]["lambda_function"], out[2]["lambda_function"]] == [
         "flux-reconcile-kustomization",
         "pod-restart",
-        None,
+        "escalate",
     ]
+    assert out[2]["escalation"] == "undecided"
     # A webhook line stays one output line: the list of its alerts' decisions.
     assert [d["lambda_function"] for d in out[3]] == ["pod-restart", "flux-reconcile-kustomization"]
 
@@ -152,7 +162,7 @@ def test_selectors_option_overrides_the_setting(monkeypatch: pytest.MonkeyPatch)
     from_env = run(orjson.dumps(CRASH).decode())
 
     [decision] = lines_of(overridden.stdout)
-    assert decision["lambda_function"] is None
+    assert decision["escalation"] == "undecided"
     assert [p["selector"] for p in decision["phases"]] == ["static"]
     assert [p["selector"] for p in lines_of(from_env.stdout)[0]["phases"]] == ["rules"]
 

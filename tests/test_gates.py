@@ -83,7 +83,7 @@ async def test_a_confident_proposal_without_the_evidence_is_refused(function: st
 async def test_a_raid_failure_is_never_cleaned_up_even_when_every_selector_insists() -> None:
     decision = await chain(*(Says(n, "node-disk-cleanup") for n in ("trm", "rag", "fewshot", "rules"))).decide(RAID)
 
-    assert decision.lambda_function is None
+    assert decision.undecided
     assert {p.outcome for p in decision.phases} == {Outcome.REJECTED}
     assert "raid" in decision.phases[0].detail
 
@@ -95,7 +95,7 @@ async def test_a_kube_state_metrics_pod_is_never_restarted() -> None:
     refused = await chain(Says("trm", "pod-restart"), Says("rag", "pod-restart")).decide(target)
     retried = await chain(Says("trm", "job-retry")).decide(target)
 
-    assert refused.lambda_function is None and "exporter" in refused.phases[0].detail
+    assert refused.undecided and "exporter" in refused.phases[0].detail
     assert (retried.lambda_function, retried.parameters) == ("job-retry", {"name": "backup-1", "namespace": "shop"})
 
 
@@ -115,7 +115,7 @@ async def test_a_flux_event_is_reconciled_only_for_a_reason_on_the_allow_list() 
 
     assert (transient.lambda_function, transient.parameters) == (
         "flux-reconcile-kustomization", {"name": "apps", "namespace": "flux-system"})
-    assert unknown.lambda_function is None and "allow-list" in unknown.phases[0].detail
+    assert unknown.undecided and "allow-list" in unknown.phases[0].detail
 
 
 async def test_a_static_annotation_needs_no_evidence_but_its_values_are_still_checked() -> None:
@@ -126,7 +126,7 @@ async def test_a_static_annotation_needs_no_evidence_but_its_values_are_still_ch
     refused = await chain(StaticSelector()).decide(exporter)  # type: ignore[arg-type]
 
     assert (decided.lambda_function, decided.method) == ("pod-restart", "static")
-    assert refused.lambda_function is None and "exporter" in refused.phases[0].detail
+    assert refused.undecided and "exporter" in refused.phases[0].detail
 
 
 # risk and agreement
@@ -147,7 +147,7 @@ async def test_a_risky_proposal_nobody_confirms_escalates() -> None:
     decision = await chain(Says("trm", "pod-restart"), Says("rag", None), Says("rules", "pod-restart", 0.5)).decide(CRASH)
 
     assert (decision.lambda_function, decision.parameters) == ("escalate", {})
-    assert "second selector" in decision.reasoning
+    assert "another kind of evidence" in decision.reasoning
     assert [p.outcome for p in decision.phases] == [Outcome.UNCONFIRMED, Outcome.ABSTAINED, Outcome.BELOW_THRESHOLD]
 
 
@@ -175,7 +175,7 @@ async def test_the_risk_threshold_stands_above_a_lower_selector_threshold() -> N
     decision = await chain(Says("trm", "pod-restart", 0.75), Says("rag", "pod-restart", 0.75),
                            selector_options=low).decide(CRASH)
 
-    assert decision.lambda_function is None
+    assert decision.undecided
     assert [p.detail for p in decision.phases] == ["confidence below 0.8"] * 2
 
 

@@ -161,5 +161,5 @@ async def test_a_known_risky_answer_still_needs_the_evidence_and_a_second_select
     raid = await chain.decide(Alert(labels={"alertname": "NodeRAIDDiskFailure", "node": "worker-1"}))
     crash = await chain.decide(Alert(labels={"alertname": "KubePodCrashLooping", "pod": "a-1", "namespace": "x"}))
 
-    assert raid.lambda_function is None and "raid" in raid.phases[0].detail
-    assert crash.lambda_function == ESCALATE and "second selector" in crash.reasoning
+    assert raid.undecided and "raid" in raid.phases[0].detail
+    assert crash.lambda_function == ESCALATE and "another kind of evidence" in crash.reasoning

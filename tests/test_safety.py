@@ -80,7 +80,7 @@ def problems(case: dict, alert: Alert, decision: Decision, chain: Chain, *, whol
     # Hostile-only and malformed alerts (and those marked escalate_ok) may end with a human.
     human_ok = expected is None or case["expect"].get("escalate_ok", False)
     found = []
-    if got is None:
+    if decision.undecided:
         if whole_chain and not human_ok:
             found.append(f"no decision, expected {expected}")
     elif got == ESCALATE and human_ok:

@@ -133,7 +133,7 @@ async def test_static_parameters_not_in_the_labels_are_rejected_by_the_chain() -
 
     decision = await decide(target, "static")
 
-    assert not decision.decided
+    assert decision.undecided
     assert decision.phases[0].outcome is Outcome.REJECTED
     assert "payments-0" in decision.phases[0].detail
 
@@ -141,7 +141,7 @@ async def test_static_parameters_not_in_the_labels_are_rejected_by_the_chain() -
 async def test_static_unknown_function_is_rejected_by_the_chain() -> None:
     decision = await decide(alert("Anything", {}, lambda_function="rm-rf"), "static")
 
-    assert not decision.decided
+    assert decision.undecided
     assert decision.phases[0].outcome is Outcome.REJECTED
 
 
@@ -316,14 +316,14 @@ async def test_growing_traffic_in_the_description_counts_too() -> None:
 async def test_unknown_alerts_stay_undecided(alertname: str, labels: dict[str, str]) -> None:
     decision = await decide(alert(alertname, labels))
 
-    assert decision.lambda_function is None
+    assert decision.undecided
     assert decision.phases[0].outcome is Outcome.ABSTAINED
 
 
 async def test_a_rule_for_a_denied_namespace_is_rejected_not_acted_on() -> None:
     decision = await decide(alert("KubePodCrashLooping", {"pod": "coredns-1", "namespace": "kube-system"}))
 
-    assert decision.lambda_function is None
+    assert decision.undecided
     assert decision.phases[0].outcome is Outcome.REJECTED
 
 
@@ -331,7 +331,7 @@ async def test_a_rule_whose_labels_are_missing_is_rejected() -> None:
     # The rule matches, but pod-restart needs a pod: nothing is acted on.
     decision = await decide(alert("KubePodCrashLooping", {"namespace": "shop"}))
 
-    assert decision.lambda_function is None
+    assert decision.undecided
     assert decision.phases[0].outcome is Outcome.REJECTED
 
 

@@ -168,8 +168,29 @@ async def test_bad_input_is_dead_lettered_with_its_reason_and_the_consumer_goes_
     assert orjson.loads(trigger.body)["lambda_function"] == "pod-restart"
 
 
-async def test_an_alert_no_selector_decides_on_is_dead_lettered(start_worker) -> None:
+async def test_an_alert_no_selector_decides_on_escalates_with_what_the_selectors_thought(start_worker) -> None:
+    # Given the default (AGENT_SRE_UNDECIDED=escalate) and a webhook with an alert nothing decides,
+    # of which the rules have a below-threshold guess
     harness = await start_worker()
+    mystery = {"labels": {"alertname": "MysteryThing", "namespace": "shop"}}
+    webhook = {"version": "4", "alerts": [crash_loop(), mystery]}
+    await harness.send(webhook)
+
+    # Then both alerts get a trigger, the mystery one an escalation that says why; nothing is dead-lettered
+    triggers = [orjson.loads(t.body) for t in await harness.triggers(2)]
+    await harness.settled(1)
+    [escalation] = [t for t in triggers if t["alert"]["labels"]["alertname"] == "MysteryThing"]
+    assert (escalation["lambda_function"], escalation["escalation"]) == ("escalate", "undecided")
+    assert "no selector was confident" in escalation["reasoning"]
+    assert isinstance(escalation["suggestions"], list)
+    assert await harness.dead_letters(0) == []
+    assert harness.sample("agent_sre_chain_escalations_total", reason="undecided") == 1
+    [record] = [r for r in harness.audit() if r["alertname"] == "MysteryThing"]
+    assert record["action"] == "published" and record["decision"]["escalation"] == "undecided"
+
+
+async def test_an_alert_no_selector_decides_on_is_dead_lettered_when_so_configured(start_worker) -> None:
+    harness = await start_worker(undecided="dead-letter")
     mystery = {"labels": {"alertname": "MysteryThing", "namespace": "shop"}}
     webhook = {"version": "4", "alerts": [crash_loop(), mystery]}
     await harness.send(webhook)

@@ -37,7 +37,8 @@ def default_queue(settings: Settings) -> str:
 
 
 def format_trigger(body: bytes, event_type: object = None) -> str:
-    """One line: function, parameters, alert name, confidence, selector and correlation id; a
+    """One line: function, parameters, alert name, confidence, selector and correlation id (and for an
+    escalation the chain reached itself, why and what the selectors suggested); a
     proposal (shadow mode, nothing acted) starts with `proposed:`, an approval request (nothing
     acted yet) with `approval requested:`."""
     try:
@@ -58,7 +59,20 @@ def format_trigger(body: bytes, event_type: object = None) -> str:
             f"triggered_by={_text(data.get('triggered_by'))}",
             f"correlation_id={_text(data.get('correlation_id'))}",
         ]
+        + _why_escalated(data)
     )
+
+
+def _why_escalated(data: dict[str, Any]) -> list[str]:
+    """`escalation=undecided suggested=pod-restart@trm:0.81,...` for an escalation the chain reached itself."""
+    if not data.get("escalation"):
+        return []
+    suggestions = data.get("suggestions") if isinstance(data.get("suggestions"), list) else []
+    suggested = ",".join(
+        f"{_text(s.get('lambda_function'))}@{_text(s.get('selector'))}:{_text(s.get('confidence'))}"
+        for s in suggestions if isinstance(s, dict)
+    )
+    return [f"escalation={_text(data.get('escalation'))}"] + ([f"suggested={suggested}"] if suggested else [])
 
 
 async def watch_triggers(

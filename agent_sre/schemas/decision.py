@@ -19,6 +19,27 @@ class Outcome(str, Enum):
     ERROR = "error"
 
 
+class EvidenceKind(str, Enum):
+    """What a selector's answer rests on. Two answers of one kind are one piece of evidence seen
+    twice (rag and fewshot both read the nearest neighbours of one MiniLM embedding), so a risky
+    function needs two different kinds to agree (`selectors/chain.py`)."""
+
+    ANNOTATION = "annotation"  # the operator's own word in the alert rule
+    NAME_TABLE = "name_table"  # a table of known alert names
+    TRAINED_MODEL = "trained_model"
+    EMBEDDING_NEIGHBOURS = "embedding_neighbours"  # nearest neighbours of the MiniLM embedding
+    RULES = "rules"  # hand-written patterns
+    LLM = "llm"
+
+
+class Escalation(str, Enum):
+    """Why the chain itself ended in `escalate`, rather than a selector choosing it."""
+
+    UNDECIDED = "undecided"  # no selector was confident (AGENT_SRE_UNDECIDED=escalate)
+    UNCONFIRMED = "unconfirmed"  # a risky proposal that no selector of another kind confirmed
+    DISAGREEMENT = "disagreement"  # two selectors of different kinds proposed different things
+
+
 class Proposal(BaseModel):
     """A selector's answer. The chain validates it against the catalog before anyone acts on it.
 
@@ -46,9 +67,24 @@ class Phase(BaseModel):
     detail: str | None = None
 
 
+class Suggestion(BaseModel):
+    """A proposal that fell short (below a threshold, unconfirmed, refused by a gate), shown to the
+    human an escalation goes to. Its parameters are only ever values the catalog took from the
+    alert's labels; a proposal whose values failed that check carries none."""
+
+    model_config = ConfigDict(frozen=True)
+
+    lambda_function: str
+    parameters: dict[str, str] = Field(default_factory=dict)
+    confidence: float
+    selector: str
+    why_not: str = ""
+
+
 class Decision(BaseModel):
-    """The chain's verdict on one alert; `lambda_function` is None when nothing decided, or when the
-    alert needs nobody (`ignored`)."""
+    """The chain's verdict on one alert; `lambda_function` is None when nothing decided (and
+    AGENT_SRE_UNDECIDED is `dead-letter`), or when the alert needs nobody (`ignored`). An `escalate`
+    the chain reached itself says why in `escalation`, with what the selectors thought in `suggestions`."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -59,7 +95,15 @@ class Decision(BaseModel):
     reasoning: str = ""
     phases: list[Phase] = Field(default_factory=list)
     ignored: bool = False
+    escalation: Escalation | None = None
+    suggestions: list[Suggestion] = Field(default_factory=list)
 
     @property
     def decided(self) -> bool:
         return self.lambda_function is not None
+
+    @property
+    def undecided(self) -> bool:
+        """No selector decided: nothing to trigger (AGENT_SRE_UNDECIDED=dead-letter), or an
+        escalation for that reason alone (the default)."""
+        return (self.lambda_function is None and not self.ignored) or self.escalation is Escalation.UNDECIDED

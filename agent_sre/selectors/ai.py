@@ -19,7 +19,7 @@ from ..llm.prompt import decision_schema, messages, system_prompt
 from ..llm.taint import named_in_alert_text
 from ..schemas.alert import Alert
 from ..schemas.catalog import ESCALATE, Catalog
-from ..schemas.decision import Proposal
+from ..schemas.decision import EvidenceKind, Proposal
 from .base import SelectorContext
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ class AISelector:
     """Asks the model once per alert; confidence = min(the model's own figure, MAX_CONFIDENCE)."""
 
     name = "ai"
+    evidence = EvidenceKind.LLM
 
     def __init__(
         self, catalog: Catalog, client: ChatClient | None, breaker: CircuitBreaker, default_timeout_s: float | None = None

@@ -8,7 +8,9 @@ does that around it. Third parties register a factory under the entry-point grou
     [project.entry-points."agent_sre.selectors"]
     mine = "my_package.selector:create"     # create(context: SelectorContext) -> Selector
 
-A selector may also define `async start()` (load a model; the worker is not ready until it
+A selector may also define `evidence` (an `EvidenceKind`: what its answers rest on; a risky
+function needs two selectors of different kinds to agree, and a selector that does not say is a
+kind of its own), `async start()` (load a model; the worker is not ready until it
 returns), `async close()`, `default_timeout_s` and `default_threshold` (its chain timeout and
 confidence threshold unless the operator sets them in AGENT_SRE_SELECTOR_OPTIONS; the global
 AGENT_SRE_SELECTOR_TIMEOUT_S and AGENT_SRE_SELECTOR_THRESHOLD apply otherwise), and

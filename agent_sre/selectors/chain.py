@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from .. import tracing
 from ..errors import CatalogError
 from ..schemas.alert import Alert
 from ..schemas.catalog import ESCALATE, Catalog
-from ..schemas.decision import Decision, Outcome, Phase, Proposal
+from ..schemas.decision import Decision, Escalation, EvidenceKind, Outcome, Phase, Proposal, Suggestion
 from ..settings import Settings
 from .base import Selector
 from .gates import Gates
@@ -35,10 +35,22 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Turn:
+    """How one selector's turn went: its proposal (if any), the outcome, and the parameters the
+    catalog took from the alert's labels for it (empty unless they passed the check)."""
+
+    proposal: Proposal | None
+    outcome: Outcome
+    detail: str | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class _Pending:
-    """A proposal that passed every gate but whose risk waits for a second selector to agree."""
+    """A proposal that passed every gate but whose risk waits for a selector of another kind to agree."""
 
     selector: str
+    evidence: str
     proposal: Proposal
     parameters: dict[str, str]
 
@@ -46,8 +58,10 @@ class _Pending:
 class Chain:
     """Asks each selector in turn. Every proposal passes the gates (`gates.py`): its function's risk
     threshold, the catalog's parameter check, the function's evidence, and for risky functions the
-    agreement of a second selector. A confident disagreement, or a risky proposal nobody confirms,
-    ends in `escalate`: a human decides what the selectors could not agree on."""
+    agreement of a second selector whose answer rests on another kind of evidence (`EvidenceKind`).
+    A confident disagreement, a risky proposal nobody independent confirms, and (unless
+    AGENT_SRE_UNDECIDED is `dead-letter`) an alert no selector was confident about end in
+    `escalate`, carrying what the selectors thought (`suggestions`): a human decides."""
 
     def __init__(
         self,
@@ -67,6 +81,7 @@ class Chain:
         self.catalog = catalog
         self.gates = Gates(catalog, settings)
         self.denied_namespaces = set(settings.denied_namespaces)
+        self.escalate_undecided = settings.undecided == "escalate"
         self.observer = observer
         self._preparing: set[asyncio.Future] = set()  # held until done, so none is collected mid-way
 
@@ -78,30 +93,40 @@ class Chain:
         if reason := self.gates.ignore_reason(alert):
             return Decision(lambda_function=None, method="ignore", reasoning=reason, ignored=True)
         phases: list[Phase] = []
+        suggestions: list[Suggestion] = []
         pending: _Pending | None = None
         for index, step in enumerate(self.steps):
             if index + 1 < len(self.steps):
                 self._prepare(self.steps[index + 1].selector, alert)
             started = time.perf_counter()
-            proposal, outcome, detail, parameters = await self._try(step, alert)
+            turn = await self._try(step, alert)
+            proposal, outcome, detail = turn.proposal, turn.outcome, turn.detail
+            name, evidence = step.selector.name, evidence_of(step.selector)
             decision = None
             if outcome is Outcome.DECIDED and proposal is not None:
-                name = step.selector.name
-                if pending is not None:
-                    decision = _second_opinion(pending, name, proposal, parameters)
+                if pending is not None and pending.evidence == evidence and _same(pending, proposal, turn.parameters):
+                    outcome, detail = Outcome.UNCONFIRMED, (
+                        f"rests on the same kind of evidence as {pending.selector} ({evidence}): cannot confirm it")
+                elif pending is not None:
+                    decision = _second_opinion(pending, name, proposal, turn.parameters)
                 elif name != STATIC and self.gates.needs_agreement(proposal.lambda_function):
-                    pending = _Pending(name, proposal, parameters)
-                    outcome, detail = Outcome.UNCONFIRMED, "a risky function: waits for a second selector to agree"
+                    pending = _Pending(name, evidence, proposal, turn.parameters)
+                    outcome, detail = Outcome.UNCONFIRMED, (
+                        "a risky function: waits for a selector of another kind of evidence to agree")
                 else:
                     decision = Decision(
                         lambda_function=proposal.lambda_function,
-                        parameters=parameters,
+                        parameters=turn.parameters,
                         confidence=proposal.confidence,
                         method=name,
                         reasoning=proposal.reasoning,
                     )
+            if proposal is not None and proposal.lambda_function in self.catalog.by_name and outcome is not Outcome.DECIDED:
+                suggestions.append(Suggestion(
+                    lambda_function=proposal.lambda_function, parameters=turn.parameters,
+                    confidence=proposal.confidence, selector=name, why_not=detail or outcome.value))
             phase = Phase(
-                selector=step.selector.name,
+                selector=name,
                 outcome=outcome,
                 confidence=proposal.confidence if proposal else None,
                 ms=round((time.perf_counter() - started) * 1000, 3),
@@ -111,52 +136,69 @@ class Chain:
             phases.append(phase)
             self._observe(phase)
             if decision is not None:
-                return decision.model_copy(update={"phases": phases})
+                update = {"phases": phases, "suggestions": suggestions} if decision.escalation else {"phases": phases}
+                return decision.model_copy(update=update)
         if pending is not None:
             function = pending.proposal.lambda_function
             return Decision(
                 lambda_function=ESCALATE,
                 confidence=pending.proposal.confidence,
                 method=pending.selector,
-                reasoning=f"{pending.selector} proposed {function}, which needs a second selector to agree, "
-                f"and none did: a human decides ({pending.proposal.reasoning})",
+                reasoning=f"{pending.selector} proposed {function}, which needs a selector of another kind of "
+                f"evidence to agree, and none did: a human decides ({pending.proposal.reasoning})",
                 phases=phases,
+                escalation=Escalation.UNCONFIRMED,
+                suggestions=suggestions,
             )
         summary = "; ".join(f"{p.selector} {p.outcome.value}" for p in phases)
-        return Decision(lambda_function=None, reasoning=f"no selector decided ({summary})", phases=phases)
+        if not self.escalate_undecided:
+            return Decision(lambda_function=None, reasoning=f"no selector decided ({summary})", phases=phases,
+                            suggestions=suggestions)
+        return Decision(
+            lambda_function=ESCALATE,
+            method="chain",
+            reasoning=f"no selector was confident, so a human decides ({summary})",
+            phases=phases,
+            escalation=Escalation.UNDECIDED,
+            suggestions=suggestions,
+        )
 
-    async def _try(
-        self, step: Step, alert: Alert
-    ) -> tuple[Proposal | None, Outcome, str | None, dict[str, str]]:
+    async def _try(self, step: Step, alert: Alert) -> Turn:
         try:
             # asyncio.timeout, unlike wait_for, needs no extra task per selector call.
             with tracing.span(f"selector {step.selector.name}", correlation_id=alert.correlation_id):
                 async with asyncio.timeout(step.timeout_s):
                     proposal = await step.selector.select(alert)
         except asyncio.TimeoutError:
-            return None, Outcome.TIMEOUT, f"no answer within {step.timeout_s}s", {}
+            return Turn(None, Outcome.TIMEOUT, f"no answer within {step.timeout_s}s")
         except Exception as exc:  # isolation point: one broken plugin must not stop the chain
             log.warning("selector %s failed on %s: %r", step.selector.name, alert.alertname, exc)
-            return None, Outcome.ERROR, f"{type(exc).__name__}: {exc}", {}
+            return Turn(None, Outcome.ERROR, f"{type(exc).__name__}: {exc}")
         if proposal is None:
-            return None, Outcome.ABSTAINED, None, {}
+            return Turn(None, Outcome.ABSTAINED)
         if not isinstance(proposal, Proposal):
-            return None, Outcome.ERROR, f"returned {type(proposal).__name__}, not a Proposal", {}
+            return Turn(None, Outcome.ERROR, f"returned {type(proposal).__name__}, not a Proposal")
         function = proposal.lambda_function
         if function not in self.catalog.by_name:
-            return proposal, Outcome.REJECTED, f"unknown lambda function {function!r}", {}
+            return Turn(proposal, Outcome.REJECTED, f"unknown lambda function {function!r}")
         threshold = max(step.threshold, self.gates.threshold(function))
-        if proposal.confidence < threshold:
-            return proposal, Outcome.BELOW_THRESHOLD, f"confidence below {threshold}", {}
+        if proposal.confidence < threshold:  # still a suggestion for a human: with the labels' values, if valid
+            return Turn(proposal, Outcome.BELOW_THRESHOLD, f"confidence below {threshold}", self._valid(proposal, alert))
         try:
             with tracing.span("validate", correlation_id=alert.correlation_id, function=function):
                 parameters = self.catalog.validate_proposal(proposal, alert, self.denied_namespaces)
         except CatalogError as exc:
-            return proposal, Outcome.REJECTED, str(exc), {}
+            return Turn(proposal, Outcome.REJECTED, str(exc))
         # A static annotation is the operator's own word in the alert rule: no evidence is asked of it.
         if step.selector.name != STATIC and (refusal := self.gates.refusal(function, alert)):
-            return proposal, Outcome.REJECTED, refusal, {}
-        return proposal, Outcome.DECIDED, None, parameters
+            return Turn(proposal, Outcome.REJECTED, refusal)
+        return Turn(proposal, Outcome.DECIDED, None, parameters)
+
+    def _valid(self, proposal: Proposal, alert: Alert) -> dict[str, str]:
+        try:
+            return self.catalog.validate_proposal(proposal, alert, self.denied_namespaces)
+        except CatalogError:
+            return {}
 
     def _prepare(self, selector: Selector, alert: Alert) -> None:
         """Let the next selector start what it will need while this one answers (optional `prepare`)."""
@@ -181,9 +223,19 @@ class Chain:
             log.exception("chain observer failed")
 
 
+def evidence_of(selector: Selector) -> str:
+    """The kind of evidence a selector's answers rest on; one that does not say is a kind of its own."""
+    evidence = getattr(selector, "evidence", None)
+    return evidence.value if isinstance(evidence, EvidenceKind) else f"selector:{selector.name}"
+
+
+def _same(pending: _Pending, proposal: Proposal, parameters: dict[str, str]) -> bool:
+    return proposal.lambda_function == pending.proposal.lambda_function and parameters == pending.parameters
+
+
 def _second_opinion(pending: _Pending, selector: str, proposal: Proposal, parameters: dict[str, str]) -> Decision:
     first = pending.proposal
-    if proposal.lambda_function == first.lambda_function and parameters == pending.parameters:
+    if _same(pending, proposal, parameters):
         return Decision(
             lambda_function=first.lambda_function,
             parameters=parameters,
@@ -197,4 +249,5 @@ def _second_opinion(pending: _Pending, selector: str, proposal: Proposal, parame
         method=selector,
         reasoning=f"{pending.selector} proposed {first.lambda_function} and {selector} {proposal.lambda_function}: "
         "the selectors disagree, so a human decides",
+        escalation=Escalation.DISAGREEMENT,
     )

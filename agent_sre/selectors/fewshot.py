@@ -31,7 +31,7 @@ from ..retrieval.neighbours import ExampleSet, LabelledText, Vote
 from ..retrieval.text import alert_text, known_share
 from ..schemas.alert import Alert
 from ..schemas.catalog import Catalog
-from ..schemas.decision import Proposal
+from ..schemas.decision import EvidenceKind, Proposal
 from ..knowledge.generate import generate
 from ..knowledge.real import RENAMED_SHARE, RealAlert, load_real_alerts, real_examples
 from ..knowledge.runbook import load_runbook
@@ -51,6 +51,7 @@ def fewshot_features(alert: Alert, vote: Vote, examples: ExampleSet) -> dict[str
 
 class FewShotSelector:
     name = "fewshot"
+    evidence = EvidenceKind.EMBEDDING_NEIGHBOURS
 
     def __init__(
         self,

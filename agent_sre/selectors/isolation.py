@@ -25,7 +25,7 @@ class OwnLoop:
     def __init__(self, selector: Selector) -> None:
         self.inner = selector
         self.name = selector.name
-        for option in ("default_timeout_s", "default_threshold"):
+        for option in ("default_timeout_s", "default_threshold", "evidence"):
             if hasattr(selector, option):
                 setattr(self, option, getattr(selector, option))
         if hasattr(selector, "prepare"):

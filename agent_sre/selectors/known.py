@@ -14,7 +14,7 @@ import re
 from ..knowledge.real import IGNORE, RealAlert, load_real_alerts
 from ..schemas.alert import Alert
 from ..schemas.catalog import ESCALATE, Catalog
-from ..schemas.decision import Proposal
+from ..schemas.decision import EvidenceKind, Proposal
 from .base import SelectorContext
 
 CONFIDENCE = {ESCALATE: 1.0}  # escalating a known alert is never a risk
@@ -23,6 +23,7 @@ ACTIVE_CONFIDENCE = 0.95  # an active function still needs the evidence and a se
 
 class KnownSelector:
     name = "known"
+    evidence = EvidenceKind.NAME_TABLE
 
     def __init__(self, catalog: Catalog, alerts: list[RealAlert] | None = None) -> None:
         self.catalog = catalog

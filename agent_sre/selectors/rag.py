@@ -23,7 +23,7 @@ from ..retrieval.runbook_index import FunctionScore, RunbookIndex, runbook_chunk
 from ..retrieval.text import alert_text, known_share
 from ..schemas.alert import Alert
 from ..schemas.catalog import Catalog
-from ..schemas.decision import Proposal
+from ..schemas.decision import EvidenceKind, Proposal
 from ..knowledge.runbook import load_runbook
 from .base import SelectorContext
 
@@ -45,6 +45,7 @@ def rag_features(alert: Alert, ranking: list[FunctionScore], index: RunbookIndex
 
 class RagSelector:
     name = "rag"
+    evidence = EvidenceKind.EMBEDDING_NEIGHBOURS
 
     def __init__(self, catalog: Catalog, cache_dir: Path | None, runbook_path: Path | None = None) -> None:
         self.catalog, self.runbook_path = catalog, runbook_path

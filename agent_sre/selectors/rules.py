@@ -7,12 +7,13 @@ import re
 from ..knowledge.context import metric_context
 from ..schemas.alert import Alert
 from ..schemas.catalog import Rule
-from ..schemas.decision import Proposal
+from ..schemas.decision import EvidenceKind, Proposal
 from .base import SelectorContext
 
 
 class RulesSelector:
     name = "rules"
+    evidence = EvidenceKind.RULES
 
     def __init__(self, context: SelectorContext) -> None:
         self.rules = [_CompiledRule(rule) for rule in context.catalog.rules]

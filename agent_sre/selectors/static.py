@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from ..schemas.alert import Alert
-from ..schemas.decision import Proposal
+from ..schemas.decision import EvidenceKind, Proposal
 from .base import SelectorContext
 
 
@@ -17,6 +17,7 @@ class StaticSelector:
     """
 
     name = "static"
+    evidence = EvidenceKind.ANNOTATION
 
     async def select(self, alert: Alert) -> Proposal | None:
         function = alert.annotations.get("lambda_function", "").strip()

@@ -15,13 +15,14 @@ from .. import compute
 from ..retrieval.batcher import MicroBatcher
 from ..schemas.alert import Alert
 from ..schemas.catalog import Catalog
-from ..schemas.decision import Proposal
+from ..schemas.decision import EvidenceKind, Proposal
 from ..trm.predict import Prediction, Predictor
 from .base import SelectorContext
 
 
 class TRMSelector:
     name = "trm"
+    evidence = EvidenceKind.TRAINED_MODEL
     # On a name it trained on the model is sure and right (the shipped knowledge: 99.3% accepted
     # precision). On other names its confidence is the novelty map's, which rarely reaches this
     # bar: on held-out source projects rag, fewshot and the rules are more often right there. With

@@ -265,7 +265,7 @@ class Pipeline:
             except TransientError as exc:
                 # Published all the same: retrying would trigger twice. The claim expires on its own.
                 log.warning("trigger %s published, but its cooldown or outcome could not be recorded: %s", trigger_id, exc)
-        self.metrics.trigger_published(function, proposed)
+        self.metrics.trigger_published(function, proposed, decision.escalation)
         if active and not proposed:
             await self._silence(alert, function, trigger_id)
         action = Action.PROPOSED if proposed else Action.PUBLISHED

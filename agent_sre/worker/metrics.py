@@ -10,7 +10,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from ..schemas.decision import Outcome, Phase
+from ..schemas.decision import Escalation, Outcome, Phase
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _RESOLVE_BUCKETS = (10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)
@@ -35,6 +35,7 @@ class Metrics:
         self.time_to_resolve = Histogram(f"{prefix}_remediation_seconds_to_resolve", "From a confirmed trigger to its alert's resolution.", ["function"], buckets=_RESOLVE_BUCKETS, registry=r)
         self.approvals = Counter(f"{prefix}_approvals", "Approval steps: requested, approved, denied, expired, withdrawn.", ["function", "step"], registry=r)
         self.silences = Counter(f"{prefix}_silences", "Alertmanager silences: created, expired, failed.", ["step"], registry=r)
+        self.escalations = Counter(f"{prefix}_chain_escalations", "Escalations the chain reached itself: undecided, unconfirmed, disagreement.", ["reason"], registry=r)
         self.proposals = Counter(f"{prefix}_proposals_published", "Proposals published in shadow mode, in place of a trigger.", ["function"], registry=r)
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
 
@@ -82,5 +83,7 @@ class Metrics:
     def approval(self, function: str, step: str) -> None:
         self._of(self.approvals, function, step).inc()
 
-    def trigger_published(self, function: str, proposed: bool = False) -> None:
+    def trigger_published(self, function: str, proposed: bool = False, escalation: Escalation | None = None) -> None:
         self._of(self.proposals if proposed else self.triggers, function).inc()
+        if escalation is not None:
+            self._of(self.escalations, escalation.value).inc()

@@ -83,6 +83,7 @@ def build_trigger(
         "correlation_id": alert.correlation_id,
         "confidence": decision.confidence,
         "reasoning": decision.reasoning,
+        **_escalation(decision),
         **(extra or {}),
     }
     return aio_pika.Message(
@@ -92,6 +93,15 @@ def build_trigger(
         message_id=event_id,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
     )
+
+
+def _escalation(decision: Decision) -> dict[str, Any]:
+    """Why the chain escalated (`undecided`, `unconfirmed`, `disagreement`) and what the selectors
+    thought, so that the human it reaches sees it; nothing for a selector's own choice."""
+    if decision.escalation is None:
+        return {}
+    return {"escalation": decision.escalation.value,
+            "suggestions": [s.model_dump(mode="json") for s in decision.suggestions]}
 
 
 def approval_timer(correlation_id: str) -> aio_pika.Message:
