@@ -7,7 +7,7 @@ import pytest
 from agent_sre.knowledge.context import metric_context
 from agent_sre.schemas.alert import Alert
 from agent_sre.schemas.catalog import load_catalog
-from agent_sre.schemas.decision import Outcome, Proposal
+from agent_sre.schemas.decision import Escalation, EvidenceKind, Outcome, Proposal
 from agent_sre.selectors.chain import Chain
 from agent_sre.selectors.static import StaticSelector
 from agent_sre.settings import Settings
@@ -149,6 +149,38 @@ async def test_a_risky_proposal_nobody_confirms_escalates() -> None:
     assert (decision.lambda_function, decision.parameters) == ("escalate", {})
     assert "another kind of evidence" in decision.reasoning
     assert [p.outcome for p in decision.phases] == [Outcome.UNCONFIRMED, Outcome.ABSTAINED, Outcome.BELOW_THRESHOLD]
+
+
+def of_kind(evidence: EvidenceKind, selector: Says) -> Says:
+    selector.evidence = evidence  # type: ignore[attr-defined]
+    return selector
+
+
+async def test_two_selectors_on_one_kind_of_evidence_confirm_nothing() -> None:
+    # Given rag and fewshot, both reading the nearest neighbours of one embedding, sure of a restart
+    def neighbours() -> list[Says]:
+        return [of_kind(EvidenceKind.EMBEDDING_NEIGHBOURS, Says(name, "pod-restart")) for name in ("rag", "fewshot")]
+
+    alone = await chain(*neighbours()).decide(CRASH)
+    with_rules = await chain(*neighbours(), of_kind(EvidenceKind.RULES, Says("rules", "pod-restart"))).decide(CRASH)
+
+    # Then the second one is no confirmation: a human decides, unless a selector of another kind agrees
+    assert (alone.lambda_function, alone.escalation) == ("escalate", Escalation.UNCONFIRMED)
+    assert [p.outcome for p in alone.phases] == [Outcome.UNCONFIRMED, Outcome.UNCONFIRMED]
+    assert "same kind of evidence as rag" in alone.phases[1].detail
+    assert [(s.selector, s.lambda_function) for s in alone.suggestions] == [("rag", "pod-restart"), ("fewshot", "pod-restart")]
+    assert alone.suggestions[0].parameters == {"name": "api-7d9f", "namespace": "shop", "type": "CrashLoopBackOff"}
+    assert (with_rules.lambda_function, with_rules.method) == ("pod-restart", "rag")
+    assert "rules agrees" in with_rules.reasoning
+
+
+async def test_a_disagreement_on_one_kind_of_evidence_still_escalates() -> None:
+    rag = of_kind(EvidenceKind.EMBEDDING_NEIGHBOURS, Says("rag", "pod-restart"))
+    fewshot = of_kind(EvidenceKind.EMBEDDING_NEIGHBOURS, Says("fewshot", "escalate"))
+
+    decision = await chain(rag, fewshot, Says("rules", "pod-restart")).decide(CRASH)
+
+    assert (decision.lambda_function, decision.escalation) == ("escalate", Escalation.DISAGREEMENT)
 
 
 async def test_selectors_that_disagree_escalate() -> None:
