@@ -8,7 +8,7 @@ import re
 import pytest
 
 from agent_sre.knowledge.real import IGNORE, RealAlert, expected_answer, load_real_alerts, real_alert, real_examples
-from agent_sre.knowledge.sources import COLLECTIONS, FOLDS, KUBE_PROMETHEUS_STACK, held_out
+from agent_sre.knowledge.sources import COLLECTIONS, FOLDS, GROUPS, KUBE_PROMETHEUS_STACK, fold_of, held_out
 from agent_sre.knowledge.generate import POOLS
 from agent_sre.schemas.alert import Alert
 from agent_sre.schemas.catalog import ESCALATE, load_catalog
@@ -56,6 +56,16 @@ def test_a_fold_holds_out_whole_sources_and_every_name_they_use(fold: str) -> No
     assert not {line.alert for line in train} & {line.alert for line in test}
     if fold == "other":
         assert all(line.source not in COLLECTIONS for line in test)
+
+
+def test_the_leave_one_group_out_groups_hold_every_source_exactly_once() -> None:
+    groups = {line.source: fold_of(line.source) for line in KNOWLEDGE}
+    tested = [line for fold in GROUPS for line in held_out(KNOWLEDGE, fold)[1]]
+
+    assert set(groups.values()) == set(GROUPS)
+    assert sorted(tested, key=repr) == sorted(KNOWLEDGE, key=repr)  # each line held out once, in its group
+    with pytest.raises(ValueError, match="in no group"):
+        fold_of("some/new-project")
 
 
 def test_the_gates_let_through_every_active_line_whose_labels_name_its_parameters() -> None:

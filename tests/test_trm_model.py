@@ -88,3 +88,27 @@ def test_tiny_model_overfits_a_tiny_set_in_seconds(tiny_set, mixer):
     assert (steps < 4).float().mean() > 0.5  # the halting head learned to stop early
     confidence = torch.sigmoid(outputs.halt_logits)
     assert expected_calibration_error(confidence, torch.ones(len(data))) < 0.3
+
+
+def test_a_model_with_sentence_embeddings_learns_from_them_alone(tiny_set):
+    # Given alerts whose tokens are all the same, so that only the sentence embedding tells them apart
+    encoder, data = tiny_set
+    torch.manual_seed(0)
+    rows = len(data)
+    features, roles = data.features[:1].expand(rows, -1, -1), data.roles[:1].expand(rows, -1)
+    sentence = torch.nn.functional.normalize(torch.randn(len(encoder.functions), 16), dim=-1)[data.functions]
+    targets = (data.functions, torch.where(data.pointers[:1] == -100, -100, 0).expand(rows, -1))
+    model = TRM(_tiny_config(encoder, sentence_dim=16))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+
+    for _ in range(150):
+        _, _, loss = model(features, roles, None, targets, sentence=sentence)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    # Then it answers every one right, and refuses to run without the embedding it was built to read
+    outputs, _ = model.infer(features, roles, sentence=sentence)
+    assert (outputs.function_logits.argmax(-1) == data.functions).all()
+    with pytest.raises(ValueError, match="sentence"):
+        model.infer(features, roles)

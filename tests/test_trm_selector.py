@@ -94,7 +94,7 @@ def test_a_trained_name_keeps_the_halting_heads_confidence_and_an_unseen_one_get
         unseen_plain.function, unseen_plain.parameters, unseen_plain.halt_logit)
     assert unseen.confidence == pytest.approx(predictor.novelty(
         novelty.features(Alert(labels=UNSEEN_CRASH), unseen.function, unseen.halt_logit,
-                         predictor.vocabulary)))
+                         predictor.vocabulary, unseen.familiarity)))
 
 
 def test_a_name_of_words_no_training_name_used_is_not_trusted(catalog):

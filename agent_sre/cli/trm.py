@@ -33,8 +33,13 @@ def train_command(
     resume: Annotated[bool, typer.Option(help="Continue from the run directory's checkpoint.")] = True,
     ship: Annotated[bool, typer.Option(help="Replace the shipped model if the new one is not worse on the test split.")] = False,
     real_per_alert: Annotated[int, typer.Option(help="Training alerts per line of the real-alert knowledge.")] = 6,
-    hold_out: Annotated[str | None, typer.Option(help="Leave a fold of source projects out (standard or other), "
-                                                      "to benchmark on them with benchmarks/bench_real.py.")] = None,
+    hold_out: Annotated[str | None, typer.Option(help="Leave a fold of source projects out (one of "
+                                                      f"{', '.join(sorted(FOLDS))}), to benchmark on them with "
+                                                      "benchmarks/bench_real.py.")] = None,
+    early_stop: Annotated[str | None, typer.Option(help="Keep a fold of source projects out of training too, and "
+                                                        "export the checkpoint that does best on them.")] = None,
+    sentences: Annotated[bool, typer.Option(help="Read the alert's MiniLM sentence embedding (names the model "
+                                                 "never saw still mean something).")] = True,
 ) -> None:
     """Generate the data from docs/RUNBOOK.md and the real-alert knowledge, train with deep supervision,
     export the EMA model."""
@@ -43,15 +48,19 @@ def train_command(
     if mixer not in (None, "mlp", "attention"):
         fail("--mixer must be mlp or attention")
     overrides = {k: v for k, v in {"hidden": hidden, "H_cycles": h_cycles, "L_cycles": l_cycles, "mixer": mixer}.items() if v}
-    if hold_out is not None and hold_out not in FOLDS:
-        fail(f"--hold-out must be one of {', '.join(sorted(FOLDS))}")
+    for option, fold in (("--hold-out", hold_out), ("--early-stop", early_stop)):
+        if fold is not None and fold not in FOLDS:
+            fail(f"{option} must be one of {', '.join(sorted(FOLDS))}")
+    if early_stop is not None and early_stop == hold_out:
+        fail("--early-stop must be another fold than --hold-out: the held-out one is what the benchmark scores")
     if hold_out is not None and ship:
         fail("--ship takes a model trained on every source; drop --hold-out")
     config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, threads=threads, model=overrides,
-                         real_per_alert=real_per_alert, hold_out=hold_out)
+                         real_per_alert=real_per_alert, hold_out=hold_out, early_stop=early_stop, sentences=sentences)
     catalog = _catalog()
     try:
-        metrics = train(catalog, config, out, resume=resume)
+        metrics = train(catalog, config, out, resume=resume,
+                        memo_path=load_settings().retrieval_cache_dir / "trm-sentences.npz")
     except AgentSreError as exc:
         fail(str(exc))
     typer.echo(json.dumps(metrics, indent=1))
@@ -67,10 +76,12 @@ def calibrate_command(
              "the map is fitted on. Repeat for each fold.")],
     model: Annotated[Path | None, typer.Option(help="Model directory to write the map into "
                                                     "(default: the shipped model).")] = None,
+    cross: Annotated[bool, typer.Option(help="Also give each --on model a map fitted on the other folds' "
+                                             "answers (cross-fitting: what its benchmark needs).")] = False,
 ) -> None:
-    """Fit the novelty map: the confidence an alert name the model never trained on deserves, learned
+    """Fit the novelty map: the confidence an alert the model is not familiar with deserves, learned
     from fold models scored on the source projects they were trained without. For a fold model itself,
-    fit on the other fold only, or its benchmark would be scored on what it was calibrated on."""
+    fit on the other folds only (--cross), or its benchmark would be scored on what it was calibrated on."""
     from ..trm import novelty
     from ..trm.export import CONFIG, SHIPPED_DIR, has_model
 
@@ -89,12 +100,19 @@ def calibrate_command(
     if own in folds:
         fail(f"--model {target} was trained without fold {own!r}, which its benchmark scores it on: "
              f"fit its map on the other fold only")
+    catalog = _catalog()
     try:
-        logistic = novelty.fit(folds, _catalog())
+        answers = {fold: novelty.held_out_answers(fold, directory, catalog) for fold, directory in folds.items()}
+        maps = {target: (novelty.fit(list(answers.values())), folds)}
+        if cross:
+            for fold, directory in folds.items():
+                others = {f: d for f, d in folds.items() if f != fold}
+                maps[directory] = (novelty.fit([answers[f] for f in others]), others)
     except (AgentSreError, ValueError) as exc:
         fail(str(exc))
-    novelty.save(target, logistic, folds)
-    typer.echo(json.dumps({"model": str(target), "novelty": logistic.to_dict()}, indent=1))
+    for directory, (logistic, fitted_on) in maps.items():
+        novelty.save(directory, logistic, fitted_on)
+        typer.echo(json.dumps({"model": str(directory), "fitted_on": sorted(fitted_on), "novelty": logistic.to_dict()}))
 
 
 @app.command("eval")
@@ -125,7 +143,7 @@ def _evaluate(directory: Path | None, split: str, catalog) -> dict[str, float]:
 def _ship(candidate: Path, catalog) -> None:
     """The evaluation gate: the shipped model is replaced only by one at least as good."""
     from ..trm.evaluate import score
-    from ..trm.export import CONFIG, SHIPPED_DIR, VOCABULARY, WEIGHTS, has_model
+    from ..trm.export import CONFIG, PROTOTYPES, SHIPPED_DIR, VOCABULARY, WEIGHTS, has_model
 
     new = _evaluate(candidate, "test", catalog)
     if has_model(SHIPPED_DIR):
@@ -135,6 +153,10 @@ def _ship(candidate: Path, catalog) -> None:
     SHIPPED_DIR.mkdir(parents=True, exist_ok=True)
     for name in (WEIGHTS, CONFIG, VOCABULARY):
         shutil.copyfile(candidate / name, SHIPPED_DIR / name)
+    if (candidate / PROTOTYPES).exists():
+        shutil.copyfile(candidate / PROTOTYPES, SHIPPED_DIR / PROTOTYPES)
+    else:
+        (SHIPPED_DIR / PROTOTYPES).unlink(missing_ok=True)  # an older kind of model: none of its own
     typer.echo(f"shipped to {SHIPPED_DIR}: {json.dumps(new)}")
 
 

@@ -27,7 +27,7 @@ def evaluate(
     functions, correct, confidence, steps = [], [], [], []
     for start in range(0, len(data), batch_size):
         batch = data.take(torch.arange(start, min(start + batch_size, len(data))))
-        outputs, used = model.infer(batch.features, batch.roles, halt_threshold=halt_threshold)
+        outputs, used = model.infer(batch.features, batch.roles, halt_threshold=halt_threshold, sentence=batch.sentence)
         functions.append(outputs.function_logits.argmax(-1))
         correct.append(fully_correct(outputs, batch.functions, batch.pointers))
         confidence.append(model.confidence(outputs))
@@ -78,7 +78,7 @@ def _scores(
 
 def fit_temperature(model: TRM, data: Tensors) -> float:
     """The halting-logit temperature that minimises the log-loss of "fully correct" on `data`."""
-    outputs, _ = model.infer(data.features, data.roles)
+    outputs, _ = model.infer(data.features, data.roles, sentence=data.sentence)
     right = fully_correct(outputs, data.functions, data.pointers).float()
     grid = [0.5 + 0.25 * i for i in range(15)]
     losses = [float(F.binary_cross_entropy_with_logits(outputs.halt_logits / t, right)) for t in grid]

@@ -15,11 +15,17 @@ from .model import TRM, TRMConfig
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 WEIGHTS, CONFIG, VOCABULARY = "model.safetensors", "config.json", "vocabulary.json"
+PROTOTYPES = "prototypes.safetensors"  # a model that reads sentence embeddings: what it trained on
 
 
-def save_model(directory: Path, model: TRM, encoder: EncoderConfig, info: dict[str, Any]) -> None:
-    """Write the three files; `info` (metrics, training config, calibration) goes into config.json."""
+def save_model(
+    directory: Path, model: TRM, encoder: EncoderConfig, info: dict[str, Any], prototypes: torch.Tensor | None = None
+) -> None:
+    """Write the three files (four with `prototypes`); `info` (metrics, training config, calibration)
+    goes into config.json."""
     directory.mkdir(parents=True, exist_ok=True)
+    if prototypes is not None:
+        save_file({"prototypes": prototypes.to(torch.float16).contiguous()}, str(directory / PROTOTYPES))
     tensors = {name: tensor.detach().contiguous().clone() for name, tensor in model.state_dict().items()}
     save_file(tensors, str(directory / WEIGHTS))
     config = {"model": model.config.to_dict(), "parameters": model.parameter_count(), **info}
@@ -52,6 +58,17 @@ def load_model(directory: Path | None = None) -> tuple[TRM, EncoderConfig, dict[
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return model, encoder, config
+
+
+def load_prototypes(directory: Path | None = None) -> torch.Tensor | None:
+    """(names, E) float32 unit vectors, or None for a model without them."""
+    path = Path(directory or SHIPPED_DIR) / PROTOTYPES
+    if not path.exists():
+        return None
+    try:
+        return load_file(str(path))["prototypes"].float()
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"the TRM prototypes in {path} cannot be read: {exc}") from exc
 
 
 def has_model(directory: Path) -> bool:

@@ -12,7 +12,10 @@ an MLP across positions must learn each word at each position (BENCHMARKS.md). P
         y = net(y + z)                                      # refine the answer from the latent
 
 x is the embedded alert, y the answer embedding, z the latent; y and z start as fixed random
-vectors. Heads read y: the function from the first (CLS) position, one pointer per parameter
+vectors. With `sentence_dim` set, x's first (CLS) position also carries the frozen MiniLM sentence
+embedding of the alert's text (the one rag and fewshot compute), projected to the model's width:
+the words of a name the model never saw still mean something there, where a hashed piece means
+nothing until training has seen it. Heads read y: the function from the first (CLS) position, one pointer per parameter
 slot over the label positions (position 0 means "no label"), and a halting logit trained with a
 BCE against "the current answer is fully correct". Deep supervision calls `forward` up to
 `N_sup` times per batch, feeding back the detached carry; at inference `infer` stops a sample as
@@ -49,6 +52,7 @@ class TRMConfig:
     N_sup: int = 16
     halt_loss_weight: float = 0.5
     halt_temperature: float = 1.0  # fitted on the validation split after training (calibration)
+    sentence_dim: int = 0  # width of the alert's sentence embedding added at CLS; 0: none (older models)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -125,6 +129,7 @@ class TRM(nn.Module):
         self.piece_embedding = nn.Embedding(config.buckets, d, padding_idx=0)
         self.role_embedding = nn.Embedding(ROLES, d)
         self.position_embedding = nn.Parameter(torch.randn(config.seq_len, d) * 0.02)
+        self.sentence_projection = nn.Linear(config.sentence_dim, d, bias=False) if config.sentence_dim else None
         block = AttentionBlock if config.mixer == "attention" else MixerBlock
         self.net = nn.Sequential(*[block(config) for _ in range(config.layers)])
         self.function_head = nn.Linear(d, config.functions, bias=False)
@@ -143,9 +148,14 @@ class TRM(nn.Module):
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def embed(self, features: torch.Tensor, roles: torch.Tensor) -> torch.Tensor:
-        x = self.piece_embedding(features).sum(2)  # (B, L, F, D) -> (B, L, D)
-        return rms_norm(x + self.role_embedding(roles) + self.position_embedding)
+    def embed(self, features: torch.Tensor, roles: torch.Tensor, sentence: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.piece_embedding(features).sum(2) + self.role_embedding(roles) + self.position_embedding  # (B, L, D)
+        if self.sentence_projection is not None:
+            if sentence is None:
+                raise ValueError("this model reads the alert's sentence embedding: pass `sentence`")
+            cls = x[:, :1] + self.sentence_projection(sentence).unsqueeze(1)  # (B, 1, D)
+            x = torch.cat([cls, x[:, 1:]], dim=1)
+        return rms_norm(x)
 
     def initial_carry(self, batch: int) -> Carry:
         shape = (batch, self.config.seq_len, self.config.hidden)
@@ -172,9 +182,11 @@ class TRM(nn.Module):
         roles: torch.Tensor,
         carry: Carry | None = None,
         targets: tuple[torch.Tensor, torch.Tensor] | None = None,
+        sentence: torch.Tensor | None = None,
     ) -> tuple[Carry, Outputs, torch.Tensor | None]:
-        """One supervision step. `targets` = (function (B,), pointers (B, slots) with IGNORE)."""
-        x = self.embed(features, roles)
+        """One supervision step. `targets` = (function (B,), pointers (B, slots) with IGNORE);
+        `sentence` (B, sentence_dim) when the model reads it."""
+        x = self.embed(features, roles, sentence)
         carry = carry if carry is not None else self.initial_carry(features.shape[0])
         carry, outputs = self.supervision_step(x, carry, roles)
         loss = None if targets is None else self.loss(outputs, *targets)
@@ -201,11 +213,12 @@ class TRM(nn.Module):
         roles: torch.Tensor,
         halt_threshold: float = 0.5,
         max_steps: int | None = None,
+        sentence: torch.Tensor | None = None,
     ) -> tuple[Outputs, torch.Tensor]:
         """Run supervision steps until each sample's halting head is confident (ACT), at most N_sup.
         Returns each sample's outputs at the step it halted, and the steps it used (B,)."""
         max_steps = min(max_steps or self.config.N_sup, self.config.N_sup)
-        x = self.embed(features, roles)
+        x = self.embed(features, roles, sentence)
         y, z = self.initial_carry(features.shape[0])
         active = torch.arange(features.shape[0])  # rows still thinking; halted rows cost nothing
         steps = torch.zeros(features.shape[0], dtype=torch.long)

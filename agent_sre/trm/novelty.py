@@ -27,7 +27,7 @@ from ..schemas.catalog import ESCALATE, Catalog
 from .encode import CAMEL_WORD
 from .export import CONFIG
 
-FEATURES = ("halt_logit", "known_words", "escalate")
+FEATURES = ("halt_logit", "known_words", "escalate", "familiarity")
 CALIBRATION_SEED = 7  # not the benchmark's TEST_SEED
 
 
@@ -35,31 +35,43 @@ def name_vocabulary(names: Iterable[str]) -> frozenset[str]:
     return frozenset(word.lower() for name in names for word in CAMEL_WORD.findall(name))
 
 
-def features(alert: Alert, function: str, halt_logit: float, vocabulary: frozenset[str]) -> dict[str, float]:
+def features(
+    alert: Alert, function: str, halt_logit: float, vocabulary: frozenset[str], familiarity: float = 1.0
+) -> dict[str, float]:
     words = [word.lower() for word in CAMEL_WORD.findall(alert.alertname)]
     return {
         "halt_logit": halt_logit,
         "known_words": sum(word in vocabulary for word in words) / len(words) if words else 0.0,
         "escalate": float(function == ESCALATE),
+        "familiarity": familiarity,
     }
 
 
-def fit(folds: dict[str, Path], catalog: Catalog, per_alert: int = 2) -> Logistic:
-    """The map, fitted on each fold model's answers to its fold's held-out lines."""
+Answers = tuple[list[dict[str, float]], list[bool]]  # the map's features per alert, and whether it was right
+
+
+def held_out_answers(fold: str, directory: Path, catalog: Catalog, per_alert: int = 2) -> Answers:
+    """A fold model's answers to its fold's held-out lines (the unfamiliar ones: the map's to judge)."""
     from .predict import Predictor  # the predictor reads this module's map
 
     rows: list[dict[str, float]] = []
     right: list[bool] = []
-    knowledge = load_real_alerts()
-    for fold, directory in folds.items():
-        predictor = Predictor.load(catalog, directory, novelty=False)
-        _, test = held_out(knowledge, fold)
-        examples = real_examples(test, per_alert, CALIBRATION_SEED, pools="train")
-        for example, prediction in zip(examples, predictor.predict([e.alert for e in examples])):
-            if example.alert.alertname in predictor.trained_names:
-                continue
-            rows.append(features(example.alert, prediction.function, prediction.halt_logit, predictor.vocabulary))
-            right.append((prediction.function, prediction.parameters) == expected_answer(example, catalog))
+    predictor = Predictor.load(catalog, directory, novelty=False)
+    _, test = held_out(load_real_alerts(), fold)
+    examples = real_examples(test, per_alert, CALIBRATION_SEED, pools="train")
+    for example, prediction in zip(examples, predictor.predict([e.alert for e in examples])):
+        if predictor.familiar(example.alert, prediction.familiarity):
+            continue
+        rows.append(features(example.alert, prediction.function, prediction.halt_logit, predictor.vocabulary,
+                             prediction.familiarity))
+        right.append((prediction.function, prediction.parameters) == expected_answer(example, catalog))
+    return rows, right
+
+
+def fit(answers: list[Answers]) -> Logistic:
+    """The map, fitted on fold models' answers to their folds' held-out lines."""
+    rows = [row for fold_rows, _ in answers for row in fold_rows]
+    right = [r for _, fold_right in answers for r in fold_right]
     if not rows:
         raise ValueError("no held-out alert to fit on")
     return fit_logistic(list(FEATURES), rows, right)

@@ -1,10 +1,13 @@
 """Alerts in, decisions out: encode, run the recursion with early halting, copy the parameters.
 
 Confidence. For a name the model trained on, the halting head's probability (its temperature
-fitted on val). For any other name, the novelty map fitted on held-out real sources
-(`novelty.py`), when the model directory has one: an unfamiliar project's alert gets the
-confidence such alerts earned there, so a sure-sounding but unproven answer falls below the
-chain's threshold and the next selector is asked.
+fitted on val), as long as the alert is as familiar as training's own alerts: its sentence
+embedding as near to a trained name's as 95% of val's (`familiar_floor`). For any other alert,
+the novelty map fitted on held-out real sources (`novelty.py`), when the model directory has one:
+an unfamiliar project's alert gets the confidence such alerts earned there, so a sure-sounding but
+unproven answer falls below the chain's threshold and the next selector is asked. A known name
+with labels or words training never paired with it is such an alert too: the model has not seen
+it, so its "escalate, 0.99" would be a guess.
 
 Before the safety gates (`selectors/gates.py`), unseen names were read again without each word
 of the name (the "name check"), so that an answer one word flipped lost confidence. The gates now
@@ -28,12 +31,14 @@ from pathlib import Path
 import torch
 
 from ..retrieval.calibration import Logistic
+from ..retrieval.embedder import shared_embedder
 from ..schemas.alert import Alert
 from ..schemas.catalog import Catalog
 from .encode import EncodedAlert, EncoderConfig, decode_parameters, encode_alert
-from .export import load_model
+from .export import load_model, load_prototypes
 from .model import TRM
 from .novelty import features, name_vocabulary
+from .sentences import embed_alerts
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,9 @@ class Prediction:
     confidence: float  # the probability that the answer is fully right (see the module's docstring)
     steps: int  # supervision steps used before halting
     halt_logit: float  # the halting head's raw logit, which the novelty map is fitted on
+    # cosine of the alert's sentence embedding to the nearest alert name trained on (1.0 for a
+    # model without embeddings): how like its training data the alert is
+    familiarity: float = 1.0
 
 
 class Predictor:
@@ -55,11 +63,17 @@ class Predictor:
         catalog: Catalog,
         trained_names: Iterable[str] = (),
         novelty: Logistic | None = None,
+        prototypes: torch.Tensor | None = None,
+        familiar_floor: float = 0.0,
     ) -> None:
         self.model, self.encoder, self.catalog = model, encoder, catalog
         self.trained_names = frozenset(trained_names)
         self.vocabulary = name_vocabulary(self.trained_names)
         self.novelty = novelty
+        self.prototypes = prototypes  # (names, E)
+        self.familiar_floor = familiar_floor
+        # The process's one MiniLM, shared with rag and fewshot: the alert is embedded once.
+        self.embedder = shared_embedder() if model.config.sentence_dim else None
 
     @classmethod
     def load(
@@ -68,27 +82,38 @@ class Predictor:
         """The model in `directory` (default: the shipped one); `novelty=False` ignores its novelty map."""
         model, encoder, info = load_model(directory)
         novel = Logistic.from_dict(info["novelty"]) if novelty and "novelty" in info else None
-        return cls(quantized(model) if quantize else model, encoder, catalog, info.get("trained_names", ()), novel)
+        return cls(quantized(model) if quantize else model, encoder, catalog, info.get("trained_names", ()), novel,
+                   load_prototypes(directory), info.get("familiar_floor", 0.0))
 
     def predict(self, alerts: list[Alert]) -> list[Prediction]:
         encoded = [encode_alert(alert, self.encoder) for alert in alerts]
-        outputs, steps = self.model.infer(*_tensors(encoded))
+        sentence = torch.from_numpy(embed_alerts(alerts, self.embedder)) if self.embedder is not None else None
+        outputs, steps = self.model.infer(*_tensors(encoded), sentence=sentence)
         functions, pointers = outputs.predictions()
         calibrated = self.model.confidence(outputs).tolist()
+        familiar = (
+            (sentence @ self.prototypes.T).max(-1).values.tolist()  # (B, names) -> (B,)
+            if sentence is not None and self.prototypes is not None else [1.0] * len(alerts)
+        )
         predictions = []
         for i, (alert, enc) in enumerate(zip(alerts, encoded)):
             name = self.encoder.functions[int(functions[i])]
             logit = float(outputs.halt_logits[i])
             confidence = calibrated[i]
-            if self.novelty is not None and alert.alertname not in self.trained_names:
-                confidence = self.novelty(features(alert, name, logit, self.vocabulary))
+            if self.novelty is not None and not self.familiar(alert, familiar[i]):
+                confidence = self.novelty(features(alert, name, logit, self.vocabulary, familiar[i]))
             # A catalog overridden by config may lack a function the model knows: then nothing is copied.
             parameters = (
                 decode_parameters(alert, name, pointers[i].tolist(), enc, self.catalog)
                 if name in self.catalog.by_name else {}
             )
-            predictions.append(Prediction(name, parameters, confidence, int(steps[i]), logit))
+            predictions.append(Prediction(name, parameters, confidence, int(steps[i]), logit, familiar[i]))
         return predictions
+
+
+    def familiar(self, alert: Alert, familiarity: float) -> bool:
+        """Whether the halting head speaks for this alert: a name trained on, in a familiar form."""
+        return alert.alertname in self.trained_names and familiarity >= self.familiar_floor
 
 
 def quantized(model: TRM) -> TRM:

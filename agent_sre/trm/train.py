@@ -9,6 +9,7 @@ number of steps first, so the halting head also learns what later steps are wort
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import random
@@ -20,11 +21,13 @@ import torch
 from tqdm import tqdm
 
 from ..schemas.catalog import ESCALATE, Catalog
+from ..retrieval.embedder import shared_embedder
 from .dataset import Tensors, build_splits
 from .encode import EncoderConfig
-from .evaluate import evaluate, fit_temperature
+from .evaluate import evaluate, fit_temperature, score
 from .export import ema_copy, ema_update, save_model
 from .model import TRM, TRMConfig, fully_correct
+from .sentences import SentenceMemo
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -35,6 +38,10 @@ class TrainConfig:
     per_pattern: int = 40  # generated alerts per runbook alert name
     real_per_alert: int = 6  # generated alerts per line of the real-alert knowledge
     hold_out: str | None = None  # a fold of source projects to leave out (knowledge/sources.py)
+    # A fold of source projects kept out of training to pick the checkpoint on: the EMA model that
+    # does best on projects it never saw is the one exported.
+    early_stop: str | None = None
+    sentences: bool = True  # read the alert's MiniLM sentence embedding (model.py)
     batch_size: int = 32
     steps: int = 2000  # optimiser steps, one per supervision step
     lr: float = 2e-3  # far above the paper's 1e-4: a tiny model and a 30-minute CPU budget
@@ -49,30 +56,37 @@ class TrainConfig:
     model: dict[str, Any] = field(default_factory=dict)  # TRMConfig overrides
 
 
-def train(catalog: Catalog, config: TrainConfig, out_dir: Path, resume: bool = True, quiet: bool = False) -> dict[str, Any]:
-    """Train, checkpointing into `out_dir`; export the EMA model there; return its metrics."""
+def train(
+    catalog: Catalog, config: TrainConfig, out_dir: Path, resume: bool = True, quiet: bool = False,
+    memo_path: Path | None = None,
+) -> dict[str, Any]:
+    """Train, checkpointing into `out_dir`; export the EMA model there; return its metrics.
+    `memo_path`: where the training alerts' sentence embeddings are memoised across runs."""
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     encoder = EncoderConfig.from_catalog(catalog)
+    memo = SentenceMemo(memo_path, shared_embedder()) if config.sentences else None
     model_config = TRMConfig(
         seq_len=encoder.seq_len, features=encoder.features, buckets=encoder.buckets,
-        functions=len(encoder.functions), slots=encoder.slots, **config.model,
+        functions=len(encoder.functions), slots=encoder.slots,
+        sentence_dim=memo.embedder.dimension if memo else 0, **config.model,
     )
     splits = build_splits(
-        catalog, encoder, config.seed, config.per_pattern, real_per_alert=config.real_per_alert, hold_out=config.hold_out
+        catalog, encoder, config.seed, config.per_pattern, real_per_alert=config.real_per_alert,
+        hold_out=config.hold_out, early_stop=config.early_stop, memo=memo,
     )
     train_data, escalate = splits["train"][1], encoder.functions.index(ESCALATE)
     model = TRM(model_config)
     ema = ema_copy(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay)
-    step, best = 0, None
+    step, best, chosen = 0, None, None  # chosen: (score on unseen sources, step, EMA weights)
     checkpoint_path = out_dir / CHECKPOINT
     if resume and checkpoint_path.exists():
         state = torch.load(checkpoint_path, weights_only=False)
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
-        step, best = state["step"], state["best"]
+        step, best, chosen = state["step"], state["best"], state.get("chosen")
     batch = RollingBatch(model, train_data, config, step)
     progress = tqdm(total=config.steps, initial=step, disable=quiet, desc="trm train", unit="step")
     while step < config.steps:
@@ -89,17 +103,43 @@ def train(catalog: Catalog, config: TrainConfig, out_dir: Path, resume: bool = T
         if step % config.eval_every == 0 or step == config.steps:
             best = evaluate(ema, splits["val"][1], escalate)
             progress.write(f"step {step}: val {json.dumps({k: round(v, 4) for k, v in best.items()})}")
+            if "sources" in splits:
+                unseen = evaluate(ema, splits["sources"][1], escalate)
+                progress.write(f"step {step}: unseen sources {json.dumps({k: round(v, 4) for k, v in unseen.items()})}")
+                if chosen is None or score(unseen) >= chosen[0]:
+                    chosen = (score(unseen), step, copy.deepcopy(ema.state_dict()))
             out_dir.mkdir(parents=True, exist_ok=True)
             state = {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
-                     "model_config": model_config.to_dict(), "train_config": asdict(config), "step": step, "best": best}
+                     "model_config": model_config.to_dict(), "train_config": asdict(config), "step": step,
+                     "best": best, "chosen": chosen}
             torch.save(state, checkpoint_path)
     progress.close()
+    if chosen is not None:
+        ema.load_state_dict(chosen[2])
+        progress.write(f"exporting the EMA model of step {chosen[1]}: best on the unseen sources {config.early_stop}")
     ema.config.halt_temperature = fit_temperature(ema, splits["val"][1])
     metrics = {name: evaluate(ema, data, escalate) for name, (_, data) in splits.items() if name != "train"}
     trained_names = sorted({example.alert.alertname for example in splits["train"][0]})  # they keep the halting head's confidence; other names get the novelty map
-    save_model(out_dir, ema, encoder,
-               {"train_config": asdict(config), "metrics": metrics, "step": step, "trained_names": trained_names})
+    info = {"train_config": asdict(config), "metrics": metrics, "step": step, "trained_names": trained_names,
+            "exported_step": chosen[1] if chosen else step}
+    names = prototypes(splits["train"][0], splits["train"][1]) if memo else None
+    if names is not None:
+        # As familiar as 95% of the val alerts (training's names, other draws): below it, an alert is
+        # unlike what the model learned from, even under a name it knows (predict.py).
+        nearest = (splits["val"][1].sentences @ names.T).max(-1).values
+        info["familiar_floor"] = round(float(torch.quantile(nearest, 0.05)), 4)
+    save_model(out_dir, ema, encoder, info, names)
     return metrics
+
+
+def prototypes(examples: list, data: Tensors) -> torch.Tensor:
+    """(names, E): the mean sentence embedding of each alert name trained on, unit length. How near
+    an alert comes to the nearest of them is how familiar it is (`predict.py`)."""
+    index: dict[str, list[int]] = {}
+    for row, example in enumerate(examples):
+        index.setdefault(example.alert.alertname, []).append(row)
+    means = torch.stack([data.sentences[rows].mean(0) for rows in index.values()])
+    return torch.nn.functional.normalize(means, dim=-1)
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -127,7 +167,7 @@ class RollingBatch:
         """One supervision step with backward; rows that halted are replaced. Returns loss, accuracy."""
         batch = self.data.take(self.index)
         (self.y, self.z), outputs, loss = self.model(
-            batch.features, batch.roles, (self.y, self.z), (batch.functions, batch.pointers)
+            batch.features, batch.roles, (self.y, self.z), (batch.functions, batch.pointers), sentence=batch.sentence
         )
         assert loss is not None
         loss.backward()
