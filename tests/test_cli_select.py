@@ -127,6 +127,26 @@ def test_file_gives_one_line_per_input_line_in_order(tmp_path: Path) -> None:
     assert [d["lambda_function"] for d in out[3]] == ["pod-restart", "flux-reconcile-kustomization"]
 
 
+def test_the_alert_that_crashed_select_file_is_decided_and_the_lines_after_it_too(tmp_path: Path) -> None:
+    # Given the alert: "traffic" inside a pod name, and a trend word in the same sentence
+    climbing = {"labels": {"alertname": "KubePodCrashLooping", "namespace": "demo-netpol",
+                           "pod": "traffic-gen-b690cfc0a-d29wb", "container": "traffic-gen"},
+                "annotations": {"description": "The restart counter of demo-netpol/traffic-gen-b690cfc0a-d29wb "
+                                               "keeps climbing."}}
+    path = tmp_path / "alerts.jsonl"
+    path.write_text("\n".join(orjson.dumps(x).decode() for x in (climbing, FLUX)) + "\n")
+
+    # When select reads them (it raised ValueError: min() arg is an empty sequence on the first)
+    result = run("--file", str(path))
+
+    # Then both are decided: the pod name says nothing about traffic, so the restart stands
+    assert result.exit_code == 0, result.output
+    first, second = lines_of(result.stdout)
+    assert first["lambda_function"] == "pod-restart"
+    assert first["parameters"] == {"name": "traffic-gen-b690cfc0a-d29wb", "namespace": "demo-netpol"}
+    assert second["lambda_function"] == "flux-reconcile-kustomization"
+
+
 def test_a_bad_line_gives_an_error_line_and_a_non_zero_exit(tmp_path: Path) -> None:
     path = tmp_path / "alerts.jsonl"
     path.write_text(

@@ -20,6 +20,8 @@ from ..schemas.alert import Alert
 from ..schemas.catalog import Catalog, Evidence
 from ..settings import Settings
 
+MAX_SIGNAL_CHARS = 256  # the longest alert name or evidence label value the evidence is read in
+
 
 class Gates:
     def __init__(self, catalog: Catalog, settings: Settings) -> None:
@@ -62,6 +64,12 @@ class _CompiledEvidence:
         self.allow = {label: re.compile(pattern, re.IGNORECASE) for label, pattern in evidence.allow.items()}
 
     def refusal(self, function: str, alert: Alert) -> str | None:
+        # The patterns are searched, some with `.*` between two words: on a name of many thousand
+        # characters that takes minutes. No real alert has one (the longest known name has 55), and
+        # a robot does not act on what it cannot read.
+        for key in ("alertname", *self.labels):
+            if len(alert.labels.get(key, "")) > MAX_SIGNAL_CHARS:
+                return f"{function} does not apply: the alert's {key} is over {MAX_SIGNAL_CHARS} characters long"
         for label, pattern in self.allow.items():
             value = alert.labels.get(label)
             if value is not None and not pattern.fullmatch(_folded(value)):
