@@ -35,6 +35,7 @@ CATALOG = load_catalog()
 # Latency is the benchmarks' business; a generous timeout keeps a busy CI machine from turning a
 # slow answer into a timeout, while the test still fails on one that raises.
 SETTINGS = Settings(selector_timeout_s=30.0)
+GATES = Gates(CATALOG, SETTINGS)
 CONTEXT_TOKENS = {"traffic=rising", "traffic=flat", "traffic=falling", "traffic=high", "memory=high"}
 
 LABEL_KEYS = [
@@ -175,6 +176,8 @@ def test_the_default_chain_decides_any_alert_from_its_labels(decide, alert: Aler
     event(f"{decision.lambda_function} by {decision.method}" if decision.decided else "undecided")
     assert decision.lambda_function is None or decision.lambda_function in CATALOG.by_name
     assert_parameters_come_from_labels(decision, alert)
+    if decision.lambda_function in SETTINGS.stateful_functions and decision.method != "static":
+        assert GATES.stateful.refusal(alert) is None, "a stateful data service was restarted"
     json.loads(decision.model_dump_json())  # what the worker publishes and audits
     for phase in decision.phases:
         # static refuses an annotation lambda_parameters that is not a JSON object of strings
@@ -187,7 +190,6 @@ def test_the_default_chain_decides_any_alert_from_its_labels(decide, alert: Aler
 # The parsers alone: cheap, so many more examples.
 many = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                           HealthCheck.data_too_large])
-GATES = Gates(CATALOG, SETTINGS)
 RULES = RulesSelector(SelectorContext(SETTINGS, CATALOG))
 ENCODER = EncoderConfig.from_catalog(CATALOG)
 
@@ -209,6 +211,20 @@ def test_any_sentence_reads_as_context(text: str, key: str) -> None:
 def test_the_gates_answer_for_every_function(alert: Alert, function: str) -> None:
     for answer in (GATES.refusal(function, alert), GATES.ignore_reason(alert)):
         assert answer is None or isinstance(answer, str)
+
+
+# Kubernetes' ReplicaSet and pod suffixes: no vowels, so that they spell few words (but `db`, `pg`,
+# `zk`). A suffix that is a whole word of the list (`mssql`, one in 14 million) cannot be told from a name.
+_HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+_hashes = st.text(_HASH_ALPHABET, min_size=5, max_size=10).filter(lambda h: h not in SETTINGS.stateful_services)
+
+
+@many
+@given(app=st.sampled_from(["api", "web", "checkout", "homepage", "paperless", "billing-api", "traefik"]),
+       template=_hashes, suffix=_hashes)
+def test_a_pod_hash_never_reads_as_a_data_service(app: str, template: str, suffix: str) -> None:
+    target = Alert(labels={"alertname": "KubePodCrashLooping", "pod": f"{app}-{template}-{suffix}", "namespace": "shop"})
+    assert GATES.stateful.refusal(target) is None
 
 
 @many

@@ -87,6 +87,7 @@ def test_a_stateful_data_service_is_recognised(target: Alert, service: str) -> N
         alert("KubePodCrashLooping", pod="dbt-runner-x2p4g", namespace="data-tools"),
         # a ReplicaSet's hash is no word, even where its letters spell one between digits
         alert("KubePodCrashLooping", pod="web-7db9c8f5b-2pg4z", namespace="shop"),
+        alert("KubePodCrashLooping", pod="kube-state-metrics-db258-thslx", namespace="monitoring"),
         alert("KubePodCrashLooping", pod="web-1", namespace="openshifter"),
         alert("KubePodCrashLooping", pod="web-1", namespace="shop", job="kube-state-metrics",
               service="kube-prometheus-stack-kube-state-metrics"),
@@ -98,7 +99,8 @@ def test_an_ordinary_app_is_not_taken_for_one(target: Alert) -> None:
 
 
 def test_words_split_names_values_and_camel_case() -> None:
-    assert list(words("mongo-rs0-1")) == ["mongo", "rs"]
+    assert list(words("mongo-rs0-1")) == ["mongo"]
+    assert list(words("etcd0")) == ["etcd"]
     assert list(words("api-7db9c8f5b-x2p4g")) == ["api"]
     assert "mysql" in set(words("MySQLReplicationLag"))
     assert "redis" not in set(words("rediscover"))

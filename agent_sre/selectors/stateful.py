@@ -13,6 +13,7 @@ of workloads, containers, apps, jobs, services and namespaces (AGENT_SRE_STATEFU
   with digits inside (`7db9c8f`, a ReplicaSet's hash) is no word, so a hash never reads as `db`.
 - A piece, or an alert name, is split into its CamelCase words too, and two neighbouring words are
   also read joined: `MySQLReplicationLag` reads `my sql mysql ...`, `MongoDBDown` `mongo db mongodb ...`.
+- A piece that loses its digits must keep three letters: `db258`, a pod's random suffix, is no `db`.
 - A word matches only as a whole: `rediscover` is not `redis`, `vaultwarden` is not `vault`.
 """
 
@@ -25,6 +26,7 @@ from fnmatch import fnmatchcase
 from ..schemas.alert import Alert
 
 MAX_VALUE_CHARS = 256  # a label value longer than any workload name is read only this far
+MIN_NUMBERED_CHARS = 3  # `etcd0` is etcd, but `db258` is an id (a pod's random suffix), not `db`
 _PIECE = re.compile(r"[A-Za-z0-9]+")
 _CAMEL_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+")
 _TRAILING_DIGITS = re.compile(r"\d+$")
@@ -34,10 +36,11 @@ _DIGITS = re.compile(r"\d+")
 def words(text: str) -> Iterator[str]:
     """The lower-cased words of a name or label value, and each pair of neighbouring CamelCase words joined."""
     for piece in _PIECE.findall(text[:MAX_VALUE_CHARS]):
-        piece = _TRAILING_DIGITS.sub("", piece)
-        if not piece or any(char.isdigit() for char in piece):
+        word = _TRAILING_DIGITS.sub("", piece)
+        numbered = word != piece
+        if any(char.isdigit() for char in word) or len(word) < (MIN_NUMBERED_CHARS if numbered else 1):
             continue
-        parts = [part.lower() for part in _CAMEL_WORD.findall(piece)]
+        parts = [part.lower() for part in _CAMEL_WORD.findall(word)]
         yield from parts
         yield from (first + second for first, second in zip(parts, parts[1:]))
 
