@@ -96,6 +96,43 @@ class Settings(BaseSettings):
         r"|healthcheckcanceled|pendingrelease|rebalancing|relocatingshards|initializingshards|backonline)$"
     )
 
+    # Stateful data services (agent_sre/selectors/stateful.py): these functions are refused, whatever
+    # a selector proposes (a static annotation excepted), for an alert whose name or one of
+    # `stateful_labels` has a word of `stateful_services`, or whose namespace matches a glob of
+    # `operator_namespaces`. Words match whole words of the name and values (`mongo-rs0-1` reads `mongo`).
+    stateful_functions: CommaList = ["pod-restart", "deployment-rollout-restart", "scale-pod"]
+    stateful_services: CommaList = [
+        # relational and SQL
+        "postgres", "postgresql", "pg", "pgbouncer", "patroni", "spilo", "cnpg", "cloudnativepg", "timescaledb",
+        "citus", "mysql", "mariadb", "galera", "percona", "pxc", "xtradb", "vitess", "tidb", "tikv", "mssql",
+        "sqlserver", "oracle", "cockroach", "cockroachdb", "crdb", "yugabyte", "yugabytedb", "db", "database",
+        # documents, key-value, caches with state
+        "mongo", "mongodb", "mongod", "mongos", "redis", "valkey", "keydb", "dragonfly", "memcached", "couchdb",
+        "couchbase", "arangodb", "rethinkdb",
+        # search, wide-column, graph, time series, vectors
+        "elasticsearch", "opensearch", "solr", "cassandra", "scylla", "scylladb", "clickhouse", "neo4j", "dgraph",
+        "influxdb", "questdb", "druid", "pinot", "milvus", "qdrant", "weaviate", "hbase",
+        # queues and streams
+        "kafka", "strimzi", "zookeeper", "zk", "rabbitmq", "activemq", "artemis", "pulsar", "bookkeeper", "nats",
+        "jetstream", "emqx", "mosquitto", "mq",
+        # coordination and secrets
+        "etcd", "consul", "vault",
+        # storage
+        "minio", "ceph", "rook", "osd", "longhorn", "openebs", "portworx", "glusterfs", "seaweedfs", "hdfs",
+        "namenode", "datanode", "nfs",
+    ]
+    stateful_labels: CommaList = [
+        "statefulset", "deployment", "daemonset", "replicaset", "pod", "container", "app", "app.kubernetes.io/name",
+        "app_kubernetes_io_name", "label_app_kubernetes_io_name", "app_kubernetes_io_instance", "label_app", "k8s_app",
+        "job", "job_name", "service", "name", "owner_name", "created_by_name", "exported_pod", "exported_container",
+        "exported_job", "exported_service", "namespace", "exported_namespace",
+    ]
+    # Namespaces an operator owns (globs); kube-system and the other denied ones are refused already.
+    operator_namespaces: CommaList = [
+        "openshift", "openshift-*", "kubevirt", "*-operator", "*-operators", "operators", "olm", "cattle-*",
+        "calico-system", "tigera-operator", "istio-system", "gatekeeper-system",
+    ]
+
     # LLM selector (`ai`): off while ai_url is unset. Its chain timeout defaults to what its
     # attempts and backoffs can take; AGENT_SRE_SELECTOR_OPTIONS='{"ai": {"timeout_s": 30}}' overrides.
     ai_url: str | None = None  # base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:11434
@@ -160,7 +197,10 @@ class Settings(BaseSettings):
     audit_log: Path | None = None  # None: audit records go to stdout with the logs
     log_level: str = "INFO"
 
-    @field_validator("accepted_types", "selectors", "denied_namespaces", "agreement_risks", "ignored_alerts", mode="before")
+    @field_validator(
+        "accepted_types", "selectors", "denied_namespaces", "agreement_risks", "ignored_alerts", "stateful_functions",
+        "stateful_services", "stateful_labels", "operator_namespaces", mode="before",
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

@@ -13,6 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from agent_sre.cli import app
+from agent_sre.schemas.alert import Alert
+from agent_sre.selectors.gates import Gates
 
 CRASH = {"labels": {"alertname": "KubePodCrashLooping", "pod": "api-1", "namespace": "shop"}, "annotations": {}}
 FLUX = {"labels": {"alertname": "FluxReconciliationFailure", "name": "homepage", "namespace": "flux-system",
@@ -135,6 +137,51 @@ def test_file_gives_one_line_per_input_line_in_order(tmp_path: Path) -> None:
     assert out[2]["escalation"] == "undecided"
     # A webhook line stays one output line: the list of its alerts' decisions.
     assert [d["lambda_function"] for d in out[3]] == ["pod-restart", "flux-reconcile-kustomization"]
+
+
+def test_the_alert_that_crashed_select_file_is_decided_and_the_lines_after_it_too(tmp_path: Path) -> None:
+    # Given the issue's alert: "traffic" inside a pod name, and a trend word in the same sentence
+    climbing = {"labels": {"alertname": "KubePodCrashLooping", "namespace": "demo-netpol",
+                           "pod": "traffic-gen-b690cfc0a-d29wb", "container": "traffic-gen"},
+                "annotations": {"description": "The restart counter of demo-netpol/traffic-gen-b690cfc0a-d29wb "
+                                               "keeps climbing."}}
+    path = tmp_path / "alerts.jsonl"
+    path.write_text("\n".join(orjson.dumps(x).decode() for x in (climbing, FLUX)) + "\n")
+
+    # When select reads them (it raised ValueError: min() arg is an empty sequence on the first)
+    result = run("--file", str(path))
+
+    # Then both are decided: the pod name says nothing about traffic, so the restart stands
+    assert result.exit_code == 0, result.output
+    first, second = lines_of(result.stdout)
+    assert first["lambda_function"] == "pod-restart"
+    assert first["parameters"] == {"name": "traffic-gen-b690cfc0a-d29wb", "namespace": "demo-netpol"}
+    assert second["lambda_function"] == "flux-reconcile-kustomization"
+
+
+def test_a_line_whose_decision_raises_gives_an_error_line_and_the_run_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a chain that raises on one alert name (as issue 20's alert once made it)
+    ignore_reason = Gates.ignore_reason
+
+    def raising(self: Gates, alert: Alert) -> str | None:
+        if alert.alertname == "BadApple":
+            raise ValueError("min() arg is an empty sequence")
+        return ignore_reason(self, alert)
+
+    monkeypatch.setattr(Gates, "ignore_reason", raising)
+    bad = {"labels": {"alertname": "BadApple", "pod": "api-1", "namespace": "shop"}}
+    path = tmp_path / "alerts.jsonl"
+    path.write_text("\n".join(orjson.dumps(x).decode() for x in (CRASH, bad, FLUX)) + "\n")
+
+    result = run("--file", str(path))
+
+    # Then that line is an error line, the others are decided, and the exit status says so
+    assert result.exit_code == 1
+    first, error, last = lines_of(result.stdout)
+    assert first["lambda_function"] == "pod-restart" and last["lambda_function"] == "flux-reconcile-kustomization"
+    assert error == {"error": "decision_error", "line": 2, "message": "ValueError: min() arg is an empty sequence"}
 
 
 def test_a_bad_line_gives_an_error_line_and_a_non_zero_exit(tmp_path: Path) -> None:

@@ -16,8 +16,10 @@ from typer.testing import CliRunner
 
 from agent_sre.cli import app
 from agent_sre.cli.send import Encoding
+from agent_sre.schemas.alert import Alert
+from agent_sre.selectors.gates import Gates
 from agent_sre.settings import DEFAULT_EVENT_TYPE, DEFAULT_SELECTORS, RESULT_TYPE
-from agent_sre.worker.deadletter import ATTEMPTS, REASON
+from agent_sre.worker.deadletter import ATTEMPTS, LAST_ERROR, REASON
 from agent_sre.worker.publisher import PROPOSED_TYPE, TRIGGER_SOURCE, TRIGGER_TYPE
 from agent_sre.worker.topology import delay_queue_name, retry_delays
 from tests.broker_harness import crash_loop, wait_for
@@ -201,6 +203,74 @@ async def test_an_alert_no_selector_decides_on_is_dead_lettered_when_so_configur
     assert "MysteryThing" in dead.headers["x-agent-sre-alertnames"]
     [record] = [r for r in harness.audit() if r["action"] == "no_decision"]
     assert [phase["outcome"] for phase in record["decision"]["phases"]] == ["abstained", "abstained"]
+
+
+def _raising_on(alertname: str, original):
+    """`original`, except that it raises for the one alert named `alertname` (as issue 20's alert did)."""
+
+    def wrapped(*args, **kwargs):
+        alert = next(a for a in [*args, *kwargs.values()] if isinstance(a, Alert))
+        if alert.alertname == alertname:
+            raise ValueError("min() arg is an empty sequence")
+        return original(*args, **kwargs)
+
+    return wrapped
+
+
+def _bad_apple_webhook() -> tuple[dict[str, Any], str]:
+    """Three crash loops in one webhook; the middle one is named `BadApple`. Returns its correlation id."""
+    bad = crash_loop("api-1")
+    bad["labels"]["alertname"] = "BadApple"
+    webhook = {"version": "4", "status": "firing", "alerts": [crash_loop("api-0"), bad, crash_loop("api-2")]}
+    return webhook, Alert.model_validate(bad).correlation_id
+
+
+async def test_an_alert_whose_decision_raises_escalates_alone(start_worker, monkeypatch) -> None:
+    # Given a webhook of three alerts, and a chain that raises while deciding the middle one
+    monkeypatch.setattr(Gates, "ignore_reason", _raising_on("BadApple", Gates.ignore_reason))
+    harness = await start_worker()
+    webhook, bad_id = _bad_apple_webhook()
+
+    # When the worker takes the webhook
+    await harness.send(webhook)
+    triggers = [orjson.loads(t.body) for t in await harness.triggers(3)]
+    await harness.settled(1)
+
+    # Then the other two are restarted as usual, the bad one alone is escalated with its reason,
+    # and the message is acked: nothing is dead-lettered
+    by_id = {t["correlation_id"]: t for t in triggers}
+    assert len(by_id) == 3
+    assert by_id[bad_id]["lambda_function"] == "escalate"
+    assert by_id[bad_id]["triggered_by"] == "error"
+    assert "ValueError: min() arg is an empty sequence" in by_id[bad_id]["reasoning"]
+    assert sorted(t["parameters"].get("name", "") for i, t in by_id.items() if i != bad_id) == ["api-0", "api-2"]
+    assert await harness.dead_letters(0) == []
+    assert sorted(r["action"] for r in harness.audit()) == ["published"] * 3
+    assert harness.sample("agent_sre_events_total", type=DEFAULT_EVENT_TYPE, outcome="processed") == 1
+
+
+async def test_an_alert_whose_handling_raises_is_dead_lettered_alone_with_its_reason(start_worker, monkeypatch) -> None:
+    # Given a webhook of three alerts, and a publisher that raises on the middle one's trigger
+    harness = await start_worker()
+    publisher = harness.worker.consumer.pipeline.publisher
+    monkeypatch.setattr(publisher, "trigger", _raising_on("BadApple", publisher.trigger))
+    webhook, bad_id = _bad_apple_webhook()
+
+    # When the worker takes the webhook
+    await harness.send(webhook)
+
+    # Then the other two get their triggers, and the message is dead-lettered naming the bad alert
+    triggers = [orjson.loads(t.body) for t in await harness.triggers(2)]
+    assert sorted(t["parameters"]["name"] for t in triggers) == ["api-0", "api-2"]
+    assert bad_id not in {t["correlation_id"] for t in triggers}
+    [dead] = await harness.dead_letters(1)
+    assert dead.headers[REASON] == "alert_error"
+    assert "BadApple: ValueError: min() arg is an empty sequence" in dead.headers[LAST_ERROR]
+    assert harness.sample("agent_sre_dead_letters_total", reason="alert_error") == 1
+    records = {r["correlation_id"]: r for r in harness.audit()}
+    assert records[bad_id]["action"] == "alert_error"
+    assert records[bad_id]["message"] == "dead_lettered" and records[bad_id]["dead_letter_reason"] == "alert_error"
+    assert sorted(r["action"] for i, r in records.items() if i != bad_id) == ["published", "published"]
 
 
 async def test_alerts_that_need_nobody_are_acked_audited_and_counted_never_escalated(start_worker) -> None:

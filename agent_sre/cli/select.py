@@ -82,7 +82,14 @@ async def _select_lines(chain: Chain, path: Path) -> None:
             typer.echo(f"error: {path}:{number}: {exc.reason}: {exc}", err=True)
             typer.echo(orjson.dumps({"error": exc.reason, "line": number, "message": str(exc)}).decode())
             continue
-        decisions = [orjson.loads(await _decide_json(chain, alert)) for alert in alerts]
+        try:
+            decisions = [orjson.loads(await _decide_json(chain, alert)) for alert in alerts]
+        except Exception as exc:  # isolation point: one line that breaks the chain must not end the run
+            failed += 1
+            message = f"{type(exc).__name__}: {exc}"
+            typer.echo(f"error: {path}:{number}: decision_error: {message}", err=True)
+            typer.echo(orjson.dumps({"error": "decision_error", "line": number, "message": message}).decode())
+            continue
         typer.echo(orjson.dumps(decisions[0] if len(decisions) == 1 else decisions).decode())
     if failed:
         raise typer.Exit(1)

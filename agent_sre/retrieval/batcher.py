@@ -3,7 +3,8 @@
 An alert storm puts many `select` calls in flight at once. Embedding them one by one would queue
 them behind one lock; instead the first caller opens a short window, everything that arrives
 within it goes to the model thread (`agent_sre.compute`) as one batch, and each caller gets its
-own result back.
+own result back. When a batch fails, its items are computed again one by one, so that one alert
+the model cannot read fails alone and not the storm around it.
 """
 
 from __future__ import annotations
@@ -52,14 +53,22 @@ class MicroBatcher(Generic[Item, Result]):
             live = [(item, future) for item, future in batch if not future.done()]  # skip callers that gave up
             if not live:
                 continue
-            try:
-                results = await compute.run(self.compute, [item for item, _ in live])
-            except Exception as exc:  # isolation point: these callers fail, later ones are still served
-                log.exception("retrieval batch of %d failed", len(live))
-                for _, future in live:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, future), result in zip(live, results):
-                if not future.done():
-                    future.set_result(result)
+            await self._serve(live)
+
+    async def _serve(self, live: list[tuple[Item, asyncio.Future[Result]]]) -> None:
+        try:
+            results = await compute.run(self.compute, [item for item, _ in live])
+        except Exception as exc:  # isolation point: a bad item must not fail the callers beside it
+            if len(live) > 1:
+                log.warning("a batch of %d failed (%r): computing its items one by one", len(live), exc)
+                for one in live:
+                    if not one[1].done():
+                        await self._serve([one])
+                return
+            log.exception("computing a batched item failed")
+            if not live[0][1].done():
+                live[0][1].set_exception(exc)
+            return
+        for (_, future), result in zip(live, results):
+            if not future.done():
+                future.set_result(result)

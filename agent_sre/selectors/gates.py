@@ -7,6 +7,9 @@
 - **evidence**: the alert must show what the function declares in the catalog (`evidence`), and a
   label on its allow-list (a Flux event's `reason`) must hold a value the list names; a static
   annotation, the operator's own word in the alert rule, is exempt;
+- **stateful data services**: restarting, rolling or scaling a database, a queue, a coordination or
+  storage system, or anything in a namespace an operator owns, is refused (`stateful.py`,
+  AGENT_SRE_STATEFUL_*, AGENT_SRE_OPERATOR_NAMESPACES); a static annotation is exempt;
 - **agreement**: a function whose risk is in AGENT_SRE_AGREEMENT_RISKS acts only when a second
   selector proposes it too, or when a static annotation names it. The chain does the counting.
 """
@@ -19,6 +22,9 @@ from ..knowledge.context import metric_context
 from ..schemas.alert import Alert
 from ..schemas.catalog import Catalog, Evidence
 from ..settings import Settings
+from .stateful import StatefulServices
+
+MAX_SIGNAL_CHARS = 256  # the longest alert name or evidence label value the evidence is read in
 
 
 class Gates:
@@ -29,6 +35,8 @@ class Gates:
         self.ignored_alerts = set(settings.ignored_alerts)
         self.info_events = re.compile(settings.ignored_info_events, re.IGNORECASE) if settings.ignored_info_events else None
         self._evidence = {f.name: _CompiledEvidence(f.evidence) for f in catalog.functions if f.evidence}
+        self.stateful_functions = frozenset(settings.stateful_functions)
+        self.stateful = StatefulServices(settings.stateful_services, settings.stateful_labels, settings.operator_namespaces)
 
     def ignore_reason(self, alert: Alert) -> str | None:
         """Why nobody needs this alert, or None when it may need someone."""
@@ -50,6 +58,8 @@ class Gates:
 
     def refusal(self, function: str, alert: Alert) -> str | None:
         """Why the alert does not show what `function` needs, or None when it does."""
+        if function in self.stateful_functions and (why := self.stateful.refusal(alert)):
+            return f"{function} does not apply: {why}"
         evidence = self._evidence.get(function)
         return evidence.refusal(function, alert) if evidence else None
 
@@ -62,6 +72,12 @@ class _CompiledEvidence:
         self.allow = {label: re.compile(pattern, re.IGNORECASE) for label, pattern in evidence.allow.items()}
 
     def refusal(self, function: str, alert: Alert) -> str | None:
+        # The patterns are searched, some with `.*` between two words: on a name of many thousand
+        # characters that takes minutes. No real alert has one (the longest known name has 55), and
+        # a robot does not act on what it cannot read.
+        for key in ("alertname", *self.labels):
+            if len(alert.labels.get(key, "")) > MAX_SIGNAL_CHARS:
+                return f"{function} does not apply: the alert's {key} is over {MAX_SIGNAL_CHARS} characters long"
         for label, pattern in self.allow.items():
             value = alert.labels.get(label)
             if value is not None and not pattern.fullmatch(_folded(value)):

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import random
 import re
+import sys
 import zlib
 from dataclasses import asdict, dataclass
 
@@ -46,7 +47,7 @@ CAMEL_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 # a number standing alone (`+37%`, `(1200`), else a run of letters and digits; the `-515` inside the pod
 # name `api-515d565-c42bh` is not a negative number
 _TEXT_WORD = re.compile(r"(?<![\w.-])[+-]?\d+(?:\.\d+)?%?(?![\w.-])|[A-Za-z0-9]+")
-_NUMBER = re.compile(r"^[+-]?\d+(?:\.\d+)?%?$")
+_NUMBER = re.compile(r"^[+-]?\d+(?:\.\d+)?%?\Z")  # \Z: `$` would let `12%\n` through to float()
 _VALUE_SPLIT = re.compile(r"[-_.:/@ =]+")
 _DNS = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # Words that say which way a metric moves share one piece per direction, as a signed percentage
@@ -196,7 +197,8 @@ def _word_pieces(word: str) -> list[str]:
 
 def _number_pieces(word: str) -> list[str]:
     value = float(word.rstrip("%"))
-    magnitude = int(abs(value)).bit_length()  # log2 buckets: 0, 1, 2-3, 4-7, ...
+    # log2 buckets: 0, 1, 2-3, 4-7, ...; four hundred digits read as infinity, the largest bucket
+    magnitude = int(min(abs(value), sys.float_info.max)).bit_length()
     sign = "-" if value < 0 else "+" if word.startswith("+") else "="
     pieces = ["num", f"sign{sign}", f"mag{magnitude}", f"num{sign}{magnitude}"]
     if word.endswith("%"):

@@ -53,6 +53,7 @@ class Action(str, Enum):
     RESOLVED = "resolved"
     IGNORED = "ignored"
     NO_DECISION = "no_decision"
+    ALERT_ERROR = "alert_error"  # handling this alert raised: it alone is dead-lettered with the message
     RETRY = "retry"  # the trigger (or the shared state) failed: the message is retried
     DUPLICATE = Refusal.DUPLICATE.value
     BUSY = Refusal.BUSY.value  # another replica is publishing it: the message is looked at again
@@ -68,7 +69,8 @@ class Action(str, Enum):
 
 
 # Whose records wait for the message's settlement, so that the record says what became of it.
-_SETTLED_LATER = (Action.NO_DECISION, Action.RETRY, Action.BUSY)
+_SETTLED_LATER = (Action.NO_DECISION, Action.ALERT_ERROR, Action.RETRY, Action.BUSY)
+MAX_ERROR_CHARS = 500  # of an exception's text in a decision's reasoning: it may quote a huge label
 
 
 @dataclass
@@ -80,6 +82,7 @@ class Verdict:
     invalid: tuple[str, str] | None = None  # (dead-letter reason, error) for bad input
     publish_error: str | None = None  # set when some trigger could not be published
     undecided: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # `alertname: error` for alerts whose handling raised
     busy: list[str] = field(default_factory=list)  # alerts another replica holds
     actions: int = 0  # active remediations this message triggered (the per-message storm cap)
     records: list[dict[str, Any]] = field(default_factory=list)  # audit records written at settlement
@@ -162,7 +165,13 @@ class Pipeline:
         verdict.alertnames = [alert.alertname for alert in alerts]
         for alert in alerts:
             with tracing.span(f"alert {alert.alertname}", correlation_id=alert.correlation_id):
-                await self._handle_alert(event, alert, verdict)
+                try:
+                    await self._handle_alert(event, alert, verdict)
+                except Exception as exc:  # isolation point: the webhook's other alerts are handled as usual
+                    log.exception("handling %s (%s) failed", alert.alertname, alert.correlation_id)
+                    error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+                    verdict.failed.append(f"{alert.alertname}: {error}")
+                    self._audit(verdict, event, alert, Action.ALERT_ERROR, error=error)
 
     def settled(self, verdict: Verdict, **outcome: Any) -> None:
         """Write the records that waited for the message's settlement, with what became of it."""
@@ -214,7 +223,7 @@ class Pipeline:
         if refusal:
             self._refused(verdict, event, alert, refusal, reason="the selectors were not asked")
             return
-        decision = await self._after_earlier_attempts(event, alert, earlier) or await self.chain.decide(alert)
+        decision = await self._after_earlier_attempts(event, alert, earlier) or await self._decide(alert)
         dump = decision.model_dump(mode="json")
         if decision.ignored:  # needs nobody: acked, audited and counted, never dead-lettered
             self.metrics.ignored()
@@ -270,6 +279,17 @@ class Pipeline:
             await self._silence(alert, function, trigger_id)
         action = Action.PROPOSED if proposed else Action.PUBLISHED
         self._audit(verdict, event, alert, action, decision=dump, trigger_id=trigger_id)
+
+    async def _decide(self, alert: Alert) -> Decision:
+        """The chain's decision; where deciding raises, an escalate: a human hears of the alert, and
+        it goes through the limits and the audit as any decision does."""
+        try:
+            return await self.chain.decide(alert)
+        except Exception as exc:  # isolation point: an alert that breaks the chain escalates alone
+            log.exception("deciding %s (%s) failed; it is escalated", alert.alertname, alert.correlation_id)
+            error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+            return Decision(lambda_function=ESCALATE, method="error",
+                            reasoning=f"deciding this alert failed ({error}): a human decides")
 
     async def _after_earlier_attempts(self, event: InboundEvent, alert: Alert, earlier: Remediation | None) -> Decision | None:
         """The alert fires past its cooldown (or again) after `earlier`, its last remediation: that
@@ -597,6 +617,9 @@ class Consumer:
             queue = await self.publisher.retry(message, attempts - 1, error, names, reason="busy")
             self.metrics.retry("busy")
             return "busy", {"message": "busy", "queue": queue}
+        if verdict.failed:
+            error = f"handling failed for {'; '.join(verdict.failed)}"
+            return await self._dead_letter(message, "alert_error", error, attempts, names)
         if verdict.undecided:
             error = f"no selector decided for {', '.join(verdict.undecided)}"
             return await self._dead_letter(message, "no_decision", error, attempts, names)
