@@ -147,6 +147,30 @@ class Settings(BaseSettings):
     # blocks that alert for at most this long. Must exceed the broker's confirm time.
     claim_ttl_s: float = Field(default=45.0, gt=0)
 
+    # Remediation functions (`agent-sre functions serve|consume`, agent_sre/functions). Triggers come
+    # from output_exchange, results go to input_exchange; the Kubernetes API is found in-cluster,
+    # else through KUBECONFIG.
+    functions: CommaList = []  # the functions this process runs; empty: every one in the catalog
+    functions_queue: str = "agent-sre.functions"  # `consume`: its quorum queue (one per function set)
+    functions_dry_run: bool = False  # server-side dry run (dryRun=All) for every write
+    functions_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    functions_timeouts: Annotated[dict[str, float], NoDecode] = {}  # per function, e.g. {"job-retry": 30}
+    functions_idempotency_ttl_s: float = Field(default=86_400.0, gt=0)
+    functions_max_replicas: int = Field(default=10, ge=1, le=1000)  # scale-pod never goes above it
+    functions_namespace: str = "agent-sre"  # where node-disk-cleanup creates its Jobs
+    node_cleanup_image: str = "busybox:1.37"
+    # Run with /host<path> mounted for each of node_cleanup_paths; no alert text reaches it.
+    node_cleanup_command: Annotated[list[str], NoDecode] = [
+        "sh", "-c", "find /host/var/log -xdev -type f -name '*.gz' -mtime +3 -print -delete"]
+    node_cleanup_paths: CommaList = ["/var/log"]
+    escalate_webhook_url: SecretStr | None = None  # Slack-compatible or generic JSON; unset: acknowledge
+    escalate_webhook_url_file: Path | None = None
+    escalate_webhook_format: Literal["slack", "json"] = "slack"
+    # Shared key for results: functions sign `lambda.result` (HMAC-SHA256), the worker refuses
+    # unsigned or forged ones. Unset: results are taken unsigned.
+    result_key: SecretStr | None = None
+    result_key_file: Path | None = None
+
     @property
     def inbound_types(self) -> list[str]:
         """The CloudEvent types taken in: the accepted alert types, the functions' results and the
@@ -157,14 +181,15 @@ class Settings(BaseSettings):
     audit_log: Path | None = None  # None: audit records go to stdout with the logs
     log_level: str = "INFO"
 
-    @field_validator("accepted_types", "selectors", "denied_namespaces", "agreement_risks", "ignored_alerts", mode="before")
+    @field_validator("accepted_types", "selectors", "denied_namespaces", "agreement_risks", "ignored_alerts", "functions",
+                     "node_cleanup_paths", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator("selector_options", "risk_thresholds", mode="before")
+    @field_validator("selector_options", "risk_thresholds", "functions_timeouts", "node_cleanup_command", mode="before")
     @classmethod
     def _parse_json(cls, value: object) -> object:
         if isinstance(value, str):
@@ -201,6 +226,11 @@ class Settings(BaseSettings):
             self.redis_url = SecretStr(_read_secret(self.redis_url_file, "AGENT_SRE_REDIS_URL_FILE"))
         if self.ai_api_key_file is not None:
             self.ai_api_key = SecretStr(_read_secret(self.ai_api_key_file, "AGENT_SRE_AI_API_KEY_FILE"))
+        if self.escalate_webhook_url_file is not None:
+            self.escalate_webhook_url = SecretStr(
+                _read_secret(self.escalate_webhook_url_file, "AGENT_SRE_ESCALATE_WEBHOOK_URL_FILE"))
+        if self.result_key_file is not None:
+            self.result_key = SecretStr(_read_secret(self.result_key_file, "AGENT_SRE_RESULT_KEY_FILE"))
         return self
 
     def require_amqp_url(self) -> str:
