@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from ..errors import FunctionError
 from ..settings import Settings
 from .kube import Kube
 from .trigger import Trigger
@@ -20,17 +21,20 @@ from .trigger import Trigger
 
 @dataclass
 class Context:
-    kube: Kube
+    api: Kube | None  # None in a process that runs only functions without Kubernetes (escalate)
     settings: Settings
     trigger: Trigger
     actions: list[str] = field(default_factory=list)  # what was done, in words, as it happens
 
-    def did(self, action: str) -> None:
-        self.actions.append(f"{action} (server-side dry run)" if self.kube.dry else action)
-
     @property
-    def dry_run(self) -> bool:
-        return self.kube.dry
+    def kube(self) -> Kube:
+        if self.api is None:
+            raise FunctionError("no Kubernetes API is configured in this process")
+        return self.api
+
+    def did(self, action: str) -> None:
+        dry = self.api is not None and self.api.dry
+        self.actions.append(f"{action} (server-side dry run)" if dry else action)
 
 
 @dataclass(frozen=True)

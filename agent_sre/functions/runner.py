@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 class Runner:
-    def __init__(self, settings: Settings, catalog: Catalog, kube: Kube, ledger: Ledger,
+    def __init__(self, settings: Settings, catalog: Catalog, kube: Kube | None, ledger: Ledger,
                  functions: Mapping[str, Function], metrics: FunctionMetrics | None = None) -> None:
         if not functions:
             raise ValueError("a runner needs at least one function")
