@@ -131,3 +131,28 @@ SCENARIOS = {
 SCALE_WITH_HPA = Scenario("scale-pod", {"deployment": "api", "namespace": "shop"}, [deployment(), hpa()],
                           [("PATCH", "/apis/autoscaling/v2/namespaces/shop/horizontalpodautoscalers/api-hpa", MERGE)],
                           _hpa_check)
+
+
+def _workload(kind: str, name: str) -> dict:
+    obj = deployment(name)
+    obj["kind"] = kind
+    obj["spec"].pop("replicas") if kind == "DaemonSet" else None
+    obj["spec"].pop("paused")
+    return obj
+
+
+def _rollout(kind: str, plural: str, name: str) -> Scenario:
+    def check(fake: FakeKube, writes: list[Request]) -> None:
+        [patch] = writes
+        template = fake.get(kind, name, "shop")["spec"]["template"]  # type: ignore[index]
+        assert template["metadata"]["annotations"] == patch.body["spec"]["template"]["metadata"]["annotations"]
+
+    return Scenario("deployment-rollout-restart", {kind.lower(): name, "namespace": "shop"}, [_workload(kind, name)],
+                    [("PATCH", f"/apis/apps/v1/namespaces/shop/{plural}/{name}", STRATEGIC)], check)
+
+
+# deployment-rollout-restart's other kinds, named by the alert's `statefulset` / `daemonset` label.
+ROLLOUT_STATEFULSET = _rollout("StatefulSet", "statefulsets", "db")
+ROLLOUT_DAEMONSET = _rollout("DaemonSet", "daemonsets", "node-exporter")
+EXTRA_PATHS = {"scale-pod-hpa": SCALE_WITH_HPA, "rollout-statefulset": ROLLOUT_STATEFULSET,
+               "rollout-daemonset": ROLLOUT_DAEMONSET}

@@ -107,6 +107,7 @@ class FakeKube:
     requests: list[Request] = field(default_factory=list)
     # Called with each request before it is served: to change the world mid-run (a pod replaced).
     hooks: list[Callable[[Request], None]] = field(default_factory=list)
+    forbidden: list[tuple[str, str, str | None]] = field(default_factory=list)  # (verb, resource, namespace) → 403
     _versions: itertools.count = field(default_factory=lambda: itertools.count(1000))
     _server: TestServer | None = None
 
@@ -180,6 +181,7 @@ class FakeKube:
     def _authorize(self, verb: str, target: Target) -> None:
         if self.grants is None or allowed(self.grants, verb, target.group, target.resource, target.namespace, target.name):
             return
+        self.forbidden.append((verb, target.resource, target.namespace))
         where = f' in the namespace "{target.namespace}"' if target.namespace else ""
         subject = f'{target.resource} "{target.name}"' if target.name else target.resource
         raise ApiStatus(403, "Forbidden", f'{subject} is forbidden: User "{self.user}" cannot {verb} resource '

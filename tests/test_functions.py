@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from agent_sre.functions.ledger import RedisLedger
 from agent_sre.functions.result import Status
 from tests.functions_harness import CATALOG, alert_for, runner_for, trigger_for
-from tests.functions_scenarios import SCALE_WITH_HPA, SCENARIOS, Scenario
+from tests.functions_scenarios import EXTRA_PATHS, SCENARIOS, Scenario
 from tests.kube_api import FakeKube
 
 ACTING = {name: s for name, s in SCENARIOS.items() if s.writes}
@@ -36,8 +36,7 @@ def test_every_catalog_function_has_a_scenario():
     assert sorted(SCENARIOS) == sorted(CATALOG.names)
 
 
-@pytest.mark.parametrize("scenario", [*SCENARIOS.values(), SCALE_WITH_HPA],
-                         ids=[*SCENARIOS, "scale-pod-hpa"])
+@pytest.mark.parametrize("scenario", [*SCENARIOS.values(), *EXTRA_PATHS.values()], ids=[*SCENARIOS, *EXTRA_PATHS])
 async def test_the_function_sends_exactly_its_writes(fake, tmp_path, scenario: Scenario):
     # Given the world the alert describes
     scenario.seed(fake)
