@@ -60,8 +60,8 @@ def _owned(kind: str = "ReplicaSet", name: str = "api-7f9c") -> list[dict[str, A
     return [{"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": "rs-uid", "controller": True}]
 
 
-def crashing_pod(name: str = "api-7f9", namespace: str = "shop", owned: bool = True) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": {"service": "api"}}
+def crashing_pod(name: str = "api-7f9", namespace: str = "shop", owned: bool = True, service: str = "api") -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": {"service": service}}
     if owned:
         metadata["ownerReferences"] = _owned()
     return {"kind": "Pod", "metadata": metadata, "spec": {"containers": [{"name": "api", "image": "api:1"}]},
@@ -84,7 +84,7 @@ def deployment(name: str = "api", namespace: str = "shop", replicas: int = 2, pa
                                   "spec": {"containers": [{"name": name, "image": f"{name}:1"}]}}}}
 
 
-def hpa(target: str = "api", namespace: str = "shop", max_replicas: int = 3) -> dict[str, Any]:
+def hpa(target: str = "web", namespace: str = "shop", max_replicas: int = 3) -> dict[str, Any]:
     return {"kind": "HorizontalPodAutoscaler", "metadata": {"name": f"{target}-hpa", "namespace": namespace},
             "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
                      "minReplicas": 1, "maxReplicas": max_replicas}}

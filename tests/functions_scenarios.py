@@ -61,14 +61,14 @@ def _scale_check(fake: FakeKube, writes: list[Request]) -> None:
     [put] = writes
     assert put.body["kind"] == "Scale" and put.body["spec"]["replicas"] == 3
     assert put.body["metadata"]["resourceVersion"]  # a concurrent scale would be a 409
-    assert fake.get("Deployment", "api", "shop")["spec"]["replicas"] == 3  # type: ignore[index]
+    assert fake.get("Deployment", "web", "shop")["spec"]["replicas"] == 3  # type: ignore[index]
 
 
 def _hpa_check(fake: FakeKube, writes: list[Request]) -> None:
     [patch] = writes
     assert patch.body == {"spec": {"maxReplicas": 4}}
-    assert fake.get("HorizontalPodAutoscaler", "api-hpa", "shop")["spec"]["maxReplicas"] == 4  # type: ignore[index]
-    assert fake.get("Deployment", "api", "shop")["spec"]["replicas"] == 2  # type: ignore[index]
+    assert fake.get("HorizontalPodAutoscaler", "web-hpa", "shop")["spec"]["maxReplicas"] == 4  # type: ignore[index]
+    assert fake.get("Deployment", "web", "shop")["spec"]["replicas"] == 2  # type: ignore[index]
 
 
 def _certificate_check(fake: FakeKube, writes: list[Request]) -> None:
@@ -102,6 +102,7 @@ def _node_cleanup_check(fake: FakeKube, writes: list[Request]) -> None:
 
 NODE = {"kind": "Node", "metadata": {"name": "node-1"}, "status": {"conditions": [{"type": "DiskPressure", "status": "True"}]}}
 POD = crashing_pod()
+REPORTED_POD = crashing_pod("worker-5d8", service="worker")  # not pod-restart's: the e2e test runs both at once
 
 SCENARIOS = {
     "flux-reconcile-kustomization": _flux("Kustomization", "kustomize.toolkit.fluxcd.io", "v1", "kustomizations"),
@@ -109,11 +110,13 @@ SCENARIOS = {
     "flux-reconcile-helmrelease": _flux("HelmRelease", "helm.toolkit.fluxcd.io", "v2", "helmreleases"),
     "pod-restart": Scenario("pod-restart", {"pod": "api-7f9", "namespace": "shop"}, [POD],
                             [("DELETE", "/api/v1/namespaces/shop/pods/api-7f9", JSON)], _pod_restart_check),
-    "pod-check-status": Scenario("pod-check-status", {"namespace": "shop", "service": "api"}, [POD, event(POD)], []),
+    "pod-check-status": Scenario("pod-check-status", {"namespace": "shop", "service": "worker"},
+                                 [REPORTED_POD, event(REPORTED_POD)], []),
     "check-pvc-status": Scenario("check-pvc-status", {"persistentvolumeclaim": "data-db-0", "namespace": "shop"},
                                  [pvc(), event(pvc(), "FailedMount")], []),
-    "scale-pod": Scenario("scale-pod", {"deployment": "api", "namespace": "shop"}, [deployment()],
-                          [("PUT", "/apis/apps/v1/namespaces/shop/deployments/api/scale", JSON)], _scale_check),
+    # (`web`: the rollout restart's `api` would race it in the end-to-end test: a 409, rightly)
+    "scale-pod": Scenario("scale-pod", {"deployment": "web", "namespace": "shop"}, [deployment("web")],
+                          [("PUT", "/apis/apps/v1/namespaces/shop/deployments/web/scale", JSON)], _scale_check),
     "deployment-rollout-restart": Scenario(
         "deployment-rollout-restart", {"deployment": "api", "namespace": "shop"}, [deployment()],
         [("PATCH", "/apis/apps/v1/namespaces/shop/deployments/api", STRATEGIC)], _rollout_check),
@@ -128,8 +131,8 @@ SCENARIOS = {
 }
 
 # scale-pod's other path: an HPA owns the Deployment, so its maxReplicas is raised instead.
-SCALE_WITH_HPA = Scenario("scale-pod", {"deployment": "api", "namespace": "shop"}, [deployment(), hpa()],
-                          [("PATCH", "/apis/autoscaling/v2/namespaces/shop/horizontalpodautoscalers/api-hpa", MERGE)],
+SCALE_WITH_HPA = Scenario("scale-pod", {"deployment": "web", "namespace": "shop"}, [deployment("web"), hpa()],
+                          [("PATCH", "/apis/autoscaling/v2/namespaces/shop/horizontalpodautoscalers/web-hpa", MERGE)],
                           _hpa_check)
 
 

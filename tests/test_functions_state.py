@@ -62,7 +62,7 @@ CASES = [
     ("deployment-rollout-restart", DEPLOYMENT, [deployment(paused=True)], Status.FAILED, "paused"),
     ("deployment-rollout-restart", DEPLOYMENT, [], Status.SKIPPED, "does not exist"),
     ("scale-pod", DEPLOYMENT, [deployment(replicas=5)], Status.SKIPPED, "ceiling 5"),
-    ("scale-pod", DEPLOYMENT, [deployment(), hpa(max_replicas=5)], Status.SKIPPED, "ceiling 5"),
+    ("scale-pod", DEPLOYMENT, [deployment(), hpa(target="api", max_replicas=5)], Status.SKIPPED, "ceiling 5"),
     ("scale-pod", {"pod": "api-7f9", "namespace": "shop"}, [], Status.SKIPPED, "only a Deployment"),
     ("certificate-renew", {"name": "web-tls", "namespace": "shop"}, [certificate(issuing=True)], Status.SKIPPED,
      "being issued"),
@@ -202,8 +202,8 @@ async def test_reports_carry_status_conditions_and_events(fake, tmp_path):
     [pod] = pods.report["pods"]
     assert pod["containers"][0] == {"name": "api", "ready": False, "restarts": 7, "state": "waiting",
                                     "reason": "CrashLoopBackOff"}
-    assert pod["events"][0]["reason"] == "BackOff" and "not ready: api-7f9" in pods.message
+    assert pod["events"][0]["reason"] == "BackOff" and "not ready: worker-5d8" in pods.message
     assert claim.report["phase"] == "Bound" and claim.report["capacity"] == "10Gi"
     assert claim.report["events"][0]["reason"] == "FailedMount"
     list_calls = [(r.path, r.query) for r in fake.requests if r.path.endswith("/pods")]
-    assert list_calls == [("/api/v1/namespaces/shop/pods", {"labelSelector": "service=api"})]
+    assert list_calls == [("/api/v1/namespaces/shop/pods", {"labelSelector": "service=worker"})]
