@@ -46,7 +46,9 @@ class _Handler:
     async def trigger(self, request: web.Request) -> web.Response:
         runner = self.service.runner
         body = await request.read()
-        headers = {k.lower(): v for k, v in request.headers.items() if k.lower().startswith("ce-")}
+        # Only the event's own headers (and its trace context): Host, Authorization & co. are no attributes.
+        headers = {k.lower(): v for k, v in request.headers.items()
+                   if k.lower().startswith("ce-") or k.lower() in ("traceparent", "tracestate")}
         try:
             trigger = read_trigger(body, headers, content_type=request.content_type,
                                    max_bytes=self.service.settings.max_event_bytes)
