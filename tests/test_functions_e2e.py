@@ -21,7 +21,7 @@ from agent_sre.schemas.cloudevent import trigger_headers
 from agent_sre.schemas.signing import sign
 from agent_sre.settings import RESULT_TYPE, Settings
 from agent_sre.worker.deadletter import REASON
-from tests.broker_harness import wait_for
+from tests.broker_harness import drain, wait_for
 from tests.functions_scenarios import SCENARIOS
 from tests.kube_api import FakeKube
 
@@ -126,3 +126,50 @@ async def _forged_result(channel: aio_pika.abc.AbstractChannel, settings: Settin
     exchange = await channel.get_exchange(settings.input_exchange)
     await exchange.publish(aio_pika.Message(orjson.dumps(data), headers=headers, content_type="application/json"),
                            routing_key="")
+
+
+async def test_a_trigger_published_twice_acts_once_and_answers_once(broker_settings, amqp_connection, tmp_path):
+    # Given `functions consume` on the broker, and a capture of what it publishes to the worker's input
+    fake = FakeKube()
+    await fake.start()
+    SCENARIOS["pod-restart"].seed(fake)
+    channel = await amqp_connection.channel()
+    inputs = await channel.declare_exchange(broker_settings.input_exchange, aio_pika.ExchangeType.HEADERS, durable=True)
+    capture = await channel.declare_queue(f"{broker_settings.input_queue}.capture-{uuid.uuid4().hex[:6]}", exclusive=True)
+    await capture.bind(inputs, routing_key="")
+    queue = f"{broker_settings.output_exchange}.functions-{uuid.uuid4().hex[:6]}"
+    process = _functions_process(broker_settings, queue, fake.kubeconfig(tmp_path / "kubeconfig"), tmp_path)
+    try:
+        await _consuming(amqp_connection, queue, process, tmp_path / "functions.log")
+        # When the same trigger arrives twice (a redelivery, a replay)
+        trigger = _trigger_message()
+        outputs = await channel.get_exchange(broker_settings.output_exchange)
+        for _ in range(2):
+            await outputs.publish(trigger, routing_key="")
+        await wait_for(lambda: len(fake.writes) >= 1, 20)
+        await asyncio.sleep(1.0)  # time for a second act or result, were there one
+        # Then the pod was deleted once, and exactly one result came back, correlated and traced
+        results = await drain(capture, 1, 10)
+        assert await capture.get(fail=False) is None
+        assert [r.method for r in fake.writes] == ["DELETE"]
+        [result] = results
+        assert result.headers["type"] == RESULT_TYPE
+        assert result.headers["correlationid"] == trigger.headers["correlationid"]
+        assert result.headers["traceparent"] == trigger.headers["traceparent"]
+        assert orjson.loads(result.body)["status"] == "succeeded"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        cleanup = await amqp_connection.channel()
+        await cleanup.queue_delete(queue)
+        await fake.close()
+
+
+def _trigger_message() -> aio_pika.Message:
+    from agent_sre.schemas.decision import Decision
+    from agent_sre.worker.publisher import build_trigger
+    from tests.functions_harness import CATALOG, alert_for
+
+    alert = alert_for(SCENARIOS["pod-restart"].labels)
+    decision = Decision(lambda_function="pod-restart", parameters=CATALOG.resolve("pod-restart", alert), confidence=1)
+    return build_trigger(alert, decision, trace={"traceparent": "00-" + "ef" * 16 + "-" + "01" * 8 + "-01"})
