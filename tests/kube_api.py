@@ -32,25 +32,10 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests.kube_api_resources import RESOURCES
+from tests.kube_discovery import discovery
 from tests.kube_rbac import Grant, allowed
 
-# plural -> (group, version, kind, namespaced, subresources)
-RESOURCES: dict[str, tuple[str, str, str, bool, tuple[str, ...]]] = {
-    "pods": ("", "v1", "Pod", True, ()),
-    "events": ("", "v1", "Event", True, ()),
-    "persistentvolumeclaims": ("", "v1", "PersistentVolumeClaim", True, ("status",)),
-    "nodes": ("", "v1", "Node", False, ("status",)),
-    "deployments": ("apps", "v1", "Deployment", True, ("scale", "status")),
-    "statefulsets": ("apps", "v1", "StatefulSet", True, ("scale", "status")),
-    "daemonsets": ("apps", "v1", "DaemonSet", True, ("status",)),
-    "jobs": ("batch", "v1", "Job", True, ("status",)),
-    "cronjobs": ("batch", "v1", "CronJob", True, ("status",)),
-    "horizontalpodautoscalers": ("autoscaling", "v2", "HorizontalPodAutoscaler", True, ("status",)),
-    "certificates": ("cert-manager.io", "v1", "Certificate", True, ("status",)),
-    "kustomizations": ("kustomize.toolkit.fluxcd.io", "v1", "Kustomization", True, ("status",)),
-    "gitrepositories": ("source.toolkit.fluxcd.io", "v1", "GitRepository", True, ("status",)),
-    "helmreleases": ("helm.toolkit.fluxcd.io", "v2", "HelmRelease", True, ("status",)),
-}
 PLURAL_OF = {kind: plural for plural, (_, _, kind, _, _) in RESOURCES.items()}
 MERGE_TYPES = ("application/merge-patch+json", "application/strategic-merge-patch+json")
 TOKEN = "fake-service-account-token"
@@ -103,6 +88,8 @@ class FakeKube:
 
     grants: list[Grant] | None = None
     user: str = "system:serviceaccount:agent-sre:functions"
+    # kubectl sends no bearer token over plain HTTP: its tests turn the check off.
+    require_token: bool = True
     objects: dict[tuple[str, str, str | None, str | None], dict[str, Any]] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     # Called with each request before it is served: to change the world mid-run (a pod replaced).
@@ -166,8 +153,10 @@ class FakeKube:
         self.requests.append(recorded)
         for hook in self.hooks:
             hook(recorded)
+        if request.method == "GET" and (document := discovery(request.path)) is not None:
+            return web.Response(body=orjson.dumps(document), content_type="application/json")
         try:
-            if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            if self.require_token and request.headers.get("Authorization") != f"Bearer {TOKEN}":
                 raise ApiStatus(401, "Unauthorized", "Unauthorized")
             target = _target(request.path)
             verb = _verb(request.method, target)
