@@ -46,6 +46,8 @@ def _functions_process(settings: Settings, queue: str, kubeconfig: Path, tmp_pat
         AGENT_SRE_RESULT_KEY=KEY,
         AGENT_SRE_FUNCTIONS_MAX_REPLICAS="5",
         AGENT_SRE_LOG_LEVEL="INFO",
+        AGENT_SRE_HTTP_HOST="127.0.0.1",
+        AGENT_SRE_HTTP_PORT="0",
     )
     return subprocess.Popen([sys.executable, "-c", "from agent_sre.cli import main; main()", "functions", "consume"],
                             env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,

@@ -67,7 +67,8 @@ def consume(
     dry_run: Annotated[bool | None, typer.Option("--dry-run/--no-dry-run", help=_DRY_RUN_HELP)] = None,
 ) -> None:
     """Consume triggers from AGENT_SRE_OUTPUT_EXCHANGE (queue AGENT_SRE_FUNCTIONS_QUEUE) and publish each
-    result to AGENT_SRE_INPUT_EXCHANGE, until SIGTERM or SIGINT. For docker-compose and plain Deployments."""
+    result to AGENT_SRE_INPUT_EXCHANGE, until SIGTERM or SIGINT; GET /healthz and /metrics on AGENT_SRE_HTTP_PORT.
+    For docker-compose and plain Deployments."""
     settings = _settings(functions, dry_run)
     settings.require_amqp_url() if settings.amqp_url else fail("set AGENT_SRE_AMQP_URL (or _FILE): consume needs the broker")
 
@@ -75,7 +76,13 @@ def consume(
         stop = asyncio.Event()
         _stop_on_signals(stop)
         async with service(settings) as running:
-            await consume_triggers(running, stop)
+            monitoring = web.AppRunner(create_app(running, triggers=False))  # /healthz and /metrics
+            await monitoring.setup()
+            await web.TCPSite(monitoring, settings.http_host, settings.http_port).start()
+            try:
+                await consume_triggers(running, stop)
+            finally:
+                await monitoring.cleanup()
 
     _run(main())
 

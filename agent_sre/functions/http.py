@@ -7,7 +7,7 @@ POST / takes one trigger (binary mode with `ce-` headers, or structured mode). T
 - 202 with no body for a redelivered trigger (answered once already) or one for another function;
 - 400 for a body that is no trigger (a retry cannot mend it); 503 when the run could not be
   claimed or its result published (worth a retry: the retry is a duplicate, so nothing acts twice).
-GET /healthz, GET /metrics.
+GET /healthz, GET /metrics (`functions consume` serves these two alone).
 """
 
 from __future__ import annotations
@@ -29,10 +29,12 @@ log = logging.getLogger(__name__)
 Publish = Callable[[bytes, dict[str, str]], Awaitable[None]]
 
 
-def create_app(service: Service, publish: Publish | None = None) -> web.Application:
+def create_app(service: Service, publish: Publish | None = None, triggers: bool = True) -> web.Application:
+    """`triggers=False`: only /healthz and /metrics, beside `functions consume`."""
     app = web.Application(client_max_size=service.settings.max_event_bytes)
     handler = _Handler(service, publish)
-    app.router.add_post("/", handler.trigger)
+    if triggers:
+        app.router.add_post("/", handler.trigger)
     app.router.add_get("/healthz", handler.healthz)
     app.router.add_get("/metrics", handler.metrics)
     return app

@@ -58,9 +58,12 @@ def _deployment(function: str, uses_api: bool) -> dict[str, Any]:
         {"name": "AGENT_SRE_REDIS_URL_FILE", "value": "/var/run/secrets/agent-sre/redis-url"},
         {"name": "AGENT_SRE_CATALOG_PATH", "value": "/etc/agent-sre/catalog/catalog.json"},
         {"name": "AGENT_SRE_LOG_LEVEL", "value": "INFO"},
+        {"name": "AGENT_SRE_HTTP_PORT", "value": "8080"},  # /healthz and /metrics
     ]
     container = {
         "name": "function", "image": IMAGE, "command": ["agent-sre", "functions", "consume"], "env": env,
+        "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 15, "failureThreshold": 4},
         "resources": {"requests": {"cpu": "20m", "memory": "96Mi"}, "limits": {"memory": "256Mi"}},
         "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "allowPrivilegeEscalation": False,
                             "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
