@@ -189,7 +189,17 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator("selector_options", "risk_thresholds", "functions_timeouts", "node_cleanup_command", mode="before")
+    @field_validator("node_cleanup_command", mode="before")
+    @classmethod
+    def _json_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f'must be a JSON list such as ["sh", "-c", "..."]: {exc}') from exc
+        return value
+
+    @field_validator("selector_options", "risk_thresholds", "functions_timeouts", mode="before")
     @classmethod
     def _parse_json(cls, value: object) -> object:
         if isinstance(value, str):

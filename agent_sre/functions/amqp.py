@@ -84,7 +84,7 @@ class TriggerConsumer:
         result = await runner.run(trigger)
         if result is None:
             return
-        body, headers = result_event(trigger, result, dry_run=runner.kube is not None and runner.kube.dry,
+        body, headers = result_event(trigger, result, dry_run=runner.dry_run,
                                      key=self.service.key)
         await publish_result(self.results, body, headers)
 

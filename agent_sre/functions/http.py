@@ -63,7 +63,7 @@ class _Handler:
             result = await runner.run(trigger)
             if result is None:
                 return web.Response(status=202)
-            data, attributes = result_event(trigger, result, dry_run=runner.kube is not None and runner.kube.dry,
+            data, attributes = result_event(trigger, result, dry_run=runner.dry_run,
                                             key=self.service.key)
             if self.publish is not None:
                 await self.publish(data, attributes)

@@ -22,7 +22,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -110,15 +110,6 @@ async def connect(dry_run: bool = False, kubeconfig: Path | None = None) -> Kube
     except (ConfigException, OSError) as exc:
         raise ConfigError(f"no Kubernetes API to talk to (in-cluster config or KUBECONFIG): {exc}") from exc
     return Kube(client.ApiClient(configuration), dry=dry_run)
-
-
-@contextlib.asynccontextmanager
-async def connected(dry_run: bool = False, kubeconfig: Path | None = None) -> AsyncIterator[Kube]:
-    kube = await connect(dry_run, kubeconfig)
-    try:
-        yield kube
-    finally:
-        await kube.close()
 
 
 def _kubeconfig_from_environment() -> Path:

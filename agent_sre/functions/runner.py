@@ -40,6 +40,10 @@ class Runner:
         self.metrics = metrics or FunctionMetrics()
         self.denied_namespaces = set(settings.denied_namespaces)
 
+    @property
+    def dry_run(self) -> bool:
+        return self.kube is not None and self.kube.dry
+
     async def run(self, trigger: Trigger) -> Result | None:
         label = trigger.function if trigger.function in self.catalog.by_name else "unknown"
         key = run_key(trigger.correlation_id, trigger.function)
