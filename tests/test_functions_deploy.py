@@ -4,15 +4,20 @@ do not need, and the generated file still what the generator writes."""
 
 from __future__ import annotations
 
+import functools
+import subprocess
+
 import pytest
+import yaml
 
 from agent_sre.functions.manifests import account, render
 from agent_sre.functions.permissions import PERMISSIONS
 from agent_sre.schemas.catalog import load_catalog
 from agent_sre.settings import Settings
 from tests.deploy_schemas import CUSTOM_RESOURCES
-from tests.test_deploy import CORE_KINDS, KUBERNETES_VERSIONS, need
-from tests.test_functions_rbac import OVERLAY, rendered
+from tests.kube_rbac import grants_of
+from tests.test_deploy import CORE_KINDS, KUBERNETES_VERSIONS, kubectl, need
+from tests.test_functions_rbac import OVERLAY, grants, rendered
 
 RBAC_KINDS = {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
 
@@ -74,3 +79,66 @@ def test_each_function_pod_runs_its_function_alone_as_its_own_account_in_dry_run
                                                            or PERMISSIONS[env["AGENT_SRE_FUNCTIONS"]].own)
         volumes = {v["name"]: v for v in pod["volumes"]}
         assert volumes["catalog"]["configMap"]["name"].startswith("agent-sre-catalog-")  # the worker's, hashed
+
+
+# --- the Knative variant: Services running `functions serve` behind overlays/knative's Triggers ---
+
+KNATIVE = OVERLAY.parent / "functions-knative"
+# The fields of a Knative Service (serving.knative.dev/v1) these manifests use, as its CRD types them.
+_CONTAINER = {"type": "object", "required": ["image"], "properties": {
+    "ports": {"type": "array", "maxItems": 1,
+              "items": {"type": "object", "properties": {"name": {"enum": ["http1", "h2c"]}}}}}}
+_POD = {"type": "object", "required": ["containers"], "properties": {
+    "serviceAccountName": {"type": "string"}, "volumes": {"type": "array"},
+    "containers": {"type": "array", "maxItems": 1, "items": _CONTAINER}}}
+KNATIVE_SERVICE = {"type": "object", "required": ["apiVersion", "kind", "metadata", "spec"], "properties": {
+    "spec": {"type": "object", "required": ["template"], "properties": {
+        "template": {"type": "object", "required": ["spec"], "properties": {"spec": _POD}}}}}}
+
+
+@functools.cache
+def rendered_knative() -> tuple[dict, ...]:
+    done = subprocess.run([kubectl(), "kustomize", str(KNATIVE)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return tuple(doc for doc in yaml.safe_load_all(done.stdout) if doc)
+
+
+def test_the_generated_knative_file_is_what_the_generator_writes():
+    assert (KNATIVE / "functions.yaml").read_text() == render(knative=True)
+
+
+def test_each_function_trigger_delivers_to_its_functions_service():
+    docs = rendered_knative()
+    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service" and d["apiVersion"].startswith("serving")}
+    subscribers = {d["spec"]["filter"]["attributes"]["subject"]: d["spec"]["subscriber"]["ref"]["name"]
+                   for d in docs if d["kind"] == "Trigger" and "subject" in d["spec"]["filter"]["attributes"]}
+    assert set(subscribers) == set(load_catalog().names)
+    catalog_map = next(d["metadata"]["name"] for d in docs if d["kind"] == "ConfigMap"
+                       and d["metadata"]["name"].startswith("agent-sre-catalog"))
+    for function, service_name in subscribers.items():
+        pod = services[service_name]["spec"]["template"]["spec"]
+        [container] = pod["containers"]
+        env = {item["name"]: item["value"] for item in container["env"]}
+        assert pod["serviceAccountName"] == account(function) and env["AGENT_SRE_FUNCTIONS"] == function
+        assert container["command"] == ["agent-sre", "functions", "serve"]
+        assert env["AGENT_SRE_FUNCTIONS_DRY_RUN"] == "true" and "AGENT_SRE_AMQP_URL_FILE" not in env
+        assert {v["name"]: v for v in pod["volumes"]}["catalog"]["configMap"]["name"] == catalog_map
+
+
+def test_the_knative_variant_grants_what_the_plain_one_does():
+    for function in load_catalog().names:
+        assert grants_of(list(rendered_knative()), account(function), "agent-sre") == grants(function)
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_the_knative_manifests_pass_their_schemas(version):
+    validator = need("kubernetes_validate", "kubernetes-validate")
+    jsonschema = need("jsonschema", "jsonschema")
+    version = validator.utils.latest_version() if version == "latest" else version
+    for doc in rendered_knative():
+        if doc["apiVersion"] == "serving.knative.dev/v1":  # before the core kinds: it is a `Service` too
+            jsonschema.validate(doc, KNATIVE_SERVICE)
+        elif doc["kind"] in CORE_KINDS | RBAC_KINDS:
+            validator.validate(doc, version, strict=True)
+        else:
+            jsonschema.validate(doc, CUSTOM_RESOURCES[(doc["apiVersion"], doc["kind"])])

@@ -128,7 +128,8 @@ async def _publisher(connection: aio_pika.abc.AbstractRobustConnection, settings
 @app.command()
 def manifests(
     namespace: Annotated[str, typer.Option(help="The namespace the ServiceAccounts live in.")] = "agent-sre",
+    knative: Annotated[bool, typer.Option(help="Knative Services running `functions serve` instead of Deployments.")] = False,
 ) -> None:
     """Print each function's ServiceAccount, exactly the RBAC rights it uses, and its Deployment (YAML):
-    deploy/kubernetes/overlays/functions/functions.yaml is this output."""
-    typer.echo(render(namespace), nl=False)
+    deploy/kubernetes/overlays/functions(-knative)/functions.yaml is this output."""
+    typer.echo(render(namespace, knative), nl=False)

@@ -68,6 +68,9 @@ class TriggerConsumer:
         except TransientError as exc:
             log.warning("trigger %s requeued: %s", message.message_id, exc)
             await message.nack(requeue=True)
+        except Exception:  # the isolation point of one delivery: requeued, up to the queue's delivery limit
+            log.exception("trigger %s failed outside any function: requeued", message.message_id)
+            await message.nack(requeue=True)
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         runner = self.service.runner

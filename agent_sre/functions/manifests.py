@@ -1,7 +1,8 @@
 """The functions' Kubernetes manifests, generated from PERMISSIONS: per function a ServiceAccount,
 its ClusterRole/Role and bindings, and a Deployment running `agent-sre functions consume` for that
-function alone, in dry-run mode until you turn it off. `agent-sre functions manifests` writes
-them; deploy/kubernetes/overlays/functions/functions.yaml is that output (a test keeps it so).
+function alone (or, for Knative, a Service running `agent-sre functions serve`), in dry-run mode
+until you turn it off. `agent-sre functions manifests [--knative]` writes them;
+deploy/kubernetes/overlays/functions(-knative)/functions.yaml is that output (a test keeps it so).
 """
 
 from __future__ import annotations
@@ -46,24 +47,21 @@ def _bindings(function: str, permissions: Permissions, namespace: str) -> list[d
     return found
 
 
-def _deployment(function: str, uses_api: bool) -> dict[str, Any]:
-    name = account(function)
-    labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/component": "function"}
+def _container(function: str, command: str) -> dict[str, Any]:
     env = [
         {"name": "AGENT_SRE_FUNCTIONS", "value": function},
-        {"name": "AGENT_SRE_FUNCTIONS_QUEUE", "value": f"agent-sre.functions.{function}"},
         # Dry run first: every write is sent with dryRun=All until you set this to "false".
         {"name": "AGENT_SRE_FUNCTIONS_DRY_RUN", "value": "true"},
-        {"name": "AGENT_SRE_AMQP_URL_FILE", "value": "/var/run/secrets/agent-sre/amqp-url"},
         {"name": "AGENT_SRE_REDIS_URL_FILE", "value": "/var/run/secrets/agent-sre/redis-url"},
         {"name": "AGENT_SRE_CATALOG_PATH", "value": "/etc/agent-sre/catalog/catalog.json"},
         {"name": "AGENT_SRE_LOG_LEVEL", "value": "INFO"},
-        {"name": "AGENT_SRE_HTTP_PORT", "value": "8080"},  # /healthz and /metrics
+        {"name": "AGENT_SRE_HTTP_PORT", "value": "8080"},
     ]
-    container = {
-        "name": "function", "image": IMAGE, "command": ["agent-sre", "functions", "consume"], "env": env,
-        "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
-        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 15, "failureThreshold": 4},
+    if command == "consume":
+        env[1:1] = [{"name": "AGENT_SRE_FUNCTIONS_QUEUE", "value": f"agent-sre.functions.{function}"},
+                    {"name": "AGENT_SRE_AMQP_URL_FILE", "value": "/var/run/secrets/agent-sre/amqp-url"}]
+    return {
+        "name": "function", "image": IMAGE, "command": ["agent-sre", "functions", command], "env": env,
         "resources": {"requests": {"cpu": "20m", "memory": "96Mi"}, "limits": {"memory": "256Mi"}},
         "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "allowPrivilegeEscalation": False,
                             "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
@@ -71,21 +69,53 @@ def _deployment(function: str, uses_api: bool) -> dict[str, Any]:
         "volumeMounts": [{"name": "secrets", "mountPath": "/var/run/secrets/agent-sre", "readOnly": True},
                          {"name": "catalog", "mountPath": "/etc/agent-sre/catalog", "readOnly": True}],
     }
+
+
+def _volumes(mode: int) -> list[dict[str, Any]]:
+    return [{"name": "secrets", "secret": {"secretName": "agent-sre", "defaultMode": mode}},
+            {"name": "catalog", "configMap": {"name": "agent-sre-catalog"}}]
+
+
+def _labels(function: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": account(function), "app.kubernetes.io/component": "function"}
+
+
+def _deployment(function: str, uses_api: bool) -> dict[str, Any]:
+    name = account(function)
+    container = _container(function, "consume")
+    container["ports"] = [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]  # /healthz and /metrics
+    container["livenessProbe"] = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 15,
+                                  "failureThreshold": 4}
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "labels": labels},
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "labels": _labels(function)},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
-                 "template": {"metadata": {"labels": labels}, "spec": {
+                 "template": {"metadata": {"labels": _labels(function)}, "spec": {
                      "serviceAccountName": name, "automountServiceAccountToken": uses_api,
                      "enableServiceLinks": False,
                      "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "fsGroup": 10001,
                                          "seccompProfile": {"type": "RuntimeDefault"}},
-                     "containers": [container],
-                     "volumes": [{"name": "secrets", "secret": {"secretName": "agent-sre", "defaultMode": 0o440}},
-                                 {"name": "catalog", "configMap": {"name": "agent-sre-catalog"}}]}}},
+                     "containers": [container], "volumes": _volumes(0o440)}}},
     }
 
 
-def manifests(namespace: str = "agent-sre") -> list[dict[str, Any]]:
+def _knative_service(function: str) -> dict[str, Any]:
+    """Named as the subscriber of overlays/knative's Trigger `lambda-<function>`; it replies with the
+    result, which the broker delivers to the worker. No pod-level securityContext (a Knative feature
+    flag), so the secret files are 0444 instead of group-readable."""
+    container = _container(function, "serve")
+    container["ports"] = [{"containerPort": 8080}]
+    container["livenessProbe"] = {"httpGet": {"path": "/healthz"}, "periodSeconds": 15}
+    return {
+        "apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": function, "labels": _labels(function)},
+        "spec": {"template": {"metadata": {"labels": _labels(function)}, "spec": {
+            "serviceAccountName": account(function), "enableServiceLinks": False,
+            "containers": [container], "volumes": _volumes(0o444)}}},
+    }
+
+
+def manifests(namespace: str = "agent-sre", knative: bool = False) -> list[dict[str, Any]]:
+    """Per function: its ServiceAccount and rights, then its Deployment (`consume`) or, with
+    `knative`, its Knative Service (`serve`)."""
     docs: list[dict[str, Any]] = []
     for function, permissions in PERMISSIONS.items():
         uses_api = bool(permissions.cluster or permissions.own)
@@ -93,9 +123,9 @@ def manifests(namespace: str = "agent-sre") -> list[dict[str, Any]]:
                      "metadata": {"name": account(function), "labels": {"app.kubernetes.io/component": "function"}},
                      "automountServiceAccountToken": uses_api})
         docs += _bindings(function, permissions, namespace)
-        docs.append(_deployment(function, uses_api))
+        docs.append(_knative_service(function) if knative else _deployment(function, uses_api))
     return docs
 
 
-def render(namespace: str = "agent-sre") -> str:
-    return HEADER + yaml.safe_dump_all(manifests(namespace), sort_keys=False)
+def render(namespace: str = "agent-sre", knative: bool = False) -> str:
+    return HEADER + yaml.safe_dump_all(manifests(namespace, knative), sort_keys=False)
