@@ -5,6 +5,7 @@ do not need, and the generated file still what the generator writes."""
 from __future__ import annotations
 
 import functools
+import re
 import subprocess
 
 import pytest
@@ -142,3 +143,28 @@ def test_the_knative_manifests_pass_their_schemas(version):
             validator.validate(doc, version, strict=True)
         else:
             jsonschema.validate(doc, CUSTOM_RESOURCES[(doc["apiVersion"], doc["kind"])])
+
+
+def test_the_functions_alerts_read_only_what_the_functions_export():
+    promql = need("promql_parser", "promql-parser")
+    from agent_sre.functions.metrics import FunctionMetrics
+
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "gauge": [""]}
+    exported = {f.name + s for f in FunctionMetrics().registry.collect() for s in suffixes[f.type]} | {"up"}
+    [rule] = [d for d in rendered() if d["kind"] == "PrometheusRule" and d["metadata"]["name"] == "agent-sre-functions"]
+    alerts = [r for group in rule["spec"]["groups"] for r in group["rules"]]
+    for alert in alerts:
+        promql.parse(alert["expr"])
+        used = set(re.findall(r"\b(agent_sre_[a-z_]+|up)\b(?=\s*[{\[(]|\s*$|\s*[=!<>])", alert["expr"]))
+        assert used and used <= exported, (alert["alert"], used - exported)
+    assert {"AgentSreFunctionFailed", "AgentSreFunctionDown"} <= {a["alert"] for a in alerts}
+
+
+def test_the_functions_service_scrapes_every_function_pod():
+    docs = rendered()
+    [service] = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "agent-sre-functions"]
+    for deployment in _deployments().values():
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert service["spec"]["selector"].items() <= labels.items()
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        assert {"name": "http", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
