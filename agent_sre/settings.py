@@ -157,6 +157,8 @@ class Settings(BaseSettings):
     functions_timeouts: Annotated[dict[str, float], NoDecode] = {}  # per function, e.g. {"job-retry": 30}
     functions_idempotency_ttl_s: float = Field(default=86_400.0, gt=0)
     functions_max_replicas: int = Field(default=10, ge=1, le=1000)  # scale-pod never goes above it
+    # flux-reconcile-*: how long to wait for the controller to handle the request, as flux does (0: no wait).
+    functions_flux_wait_s: float = Field(default=50.0, ge=0)
     functions_namespace: str = "agent-sre"  # where node-disk-cleanup creates its Jobs
     node_cleanup_image: str = "busybox:1.37"
     # Run with /host<path> mounted for each of node_cleanup_paths; no alert text reaches it.

@@ -130,6 +130,30 @@ def event(about: dict[str, Any], reason: str = "BackOff") -> dict[str, Any]:
 Check = Callable[[FakeKube, list[Request]], None]
 
 
+def flux_controller(kind: str, ready: str = "True", message: str = "Applied revision: main@sha1:abc") -> Callable[[FakeKube], None]:
+    """A Flux controller's part, for the fake API: it handles each requestedAt it is patched with,
+    setting lastHandledReconcileAt and Ready (as the controller would, a moment later)."""
+
+    def install(fake: FakeKube) -> None:
+        def handle(request: Request) -> None:
+            if request.method != "PATCH" or request.query.get("dryRun") or not isinstance(request.body, dict):
+                return
+            stamp = ((request.body.get("metadata") or {}).get("annotations") or {}).get("reconcile.fluxcd.io/requestedAt")
+            parts = request.path.split("/")  # /apis/GROUP/VERSION/namespaces/NS/PLURAL/NAME
+            obj = fake.get(kind, parts[-1], parts[5]) if stamp and len(parts) == 8 else None
+            if obj is None or f"/{obj['apiVersion']}/" not in request.path:
+                return
+            status = obj.setdefault("status", {})
+            status["lastHandledReconcileAt"] = stamp
+            status["observedGeneration"] = obj["metadata"]["generation"]
+            status["conditions"] = [{"type": "Ready", "status": ready, "reason": "ReconciliationSucceeded"
+                                     if ready == "True" else "ReconciliationFailed", "message": message}]
+
+        fake.hooks.append(handle)
+
+    return install
+
+
 @dataclass
 class Scenario:
     function: str
@@ -138,7 +162,10 @@ class Scenario:
     writes: list[tuple[str, str, str]]  # (method, path, content type), in order
     check: Check = field(default=lambda fake, writes: None)
     needs_kube: bool = True
+    controllers: tuple[Callable[[FakeKube], None], ...] = ()  # what acts in the cluster meanwhile
 
     def seed(self, fake: FakeKube) -> None:
         for obj in self.objects:
             fake.add(copy.deepcopy(obj))
+        for install in self.controllers:
+            install(fake)

@@ -15,6 +15,7 @@ from tests.functions_harness import (
     deployment,
     event,
     failed_job,
+    flux_controller,
     flux_object,
     hpa,
     pvc,
@@ -37,7 +38,7 @@ def _flux(kind: str, group: str, version: str, plural: str) -> Scenario:
     function = f"flux-reconcile-{kind.lower()}"
     path = f"/apis/{group}/{version}/namespaces/flux-system/{plural}/apps"
     return Scenario(function, {"name": "apps", "namespace": "flux-system"}, [flux_object(kind)],
-                    [("PATCH", path, MERGE)], check)
+                    [("PATCH", path, MERGE)], check, controllers=(flux_controller(kind),))
 
 
 def _pod_restart_check(fake: FakeKube, writes: list[Request]) -> None:

@@ -207,3 +207,38 @@ async def test_reports_carry_status_conditions_and_events(fake, tmp_path):
     assert claim.report["events"][0]["reason"] == "FailedMount"
     list_calls = [(r.path, r.query) for r in fake.requests if r.path.endswith("/pods")]
     assert list_calls == [("/api/v1/namespaces/shop/pods", {"labelSelector": "service=worker"})]
+
+
+FLUX = {"name": "apps", "namespace": "flux-system"}
+
+
+@pytest.mark.parametrize(("controller", "wait_s", "status", "words"), [
+    ("True", 5, Status.SUCCEEDED, "reconciled and Ready: Applied revision"),
+    ("False", 5, Status.FAILED, "reconciled and is not Ready: ReconciliationFailed"),
+    (None, 0.3, Status.FAILED, "did not handle it within 0.3 s"),
+    (None, 0, Status.SUCCEEDED, "requested reconciliation"),
+])
+async def test_flux_reconcile_waits_for_the_controller_as_flux_does(fake, tmp_path, controller, wait_s, status, words):
+    from tests.functions_harness import flux_controller
+
+    fake.add(flux_object("Kustomization"))
+    if controller is not None:
+        flux_controller("Kustomization", ready=controller, message="Applied revision: main@sha1:abc")(fake)
+    runner = await runner_for(fake, tmp_path, functions_flux_wait_s=wait_s)
+
+    result = await runner.run(trigger_for("flux-reconcile-kustomization", FLUX))
+
+    assert result is not None and result.status is status and words in result.message, result
+    methods = [r.method for r in fake.requests]
+    assert methods[:2] == ["GET", "PATCH"]
+    assert methods[2:] == [] if wait_s == 0 else (methods[2:] and set(methods[2:]) == {"GET"})  # polls, reads only
+
+
+async def test_flux_reconcile_does_not_wait_in_dry_run(fake, tmp_path):
+    fake.add(flux_object("Kustomization"))
+    runner = await runner_for(fake, tmp_path, dry_run=True, functions_flux_wait_s=30)
+
+    result = await runner.run(trigger_for("flux-reconcile-kustomization", FLUX))
+
+    assert result is not None and result.status is Status.SUCCEEDED and "requested" in result.message
+    assert [r.method for r in fake.requests] == ["GET", "PATCH"]
