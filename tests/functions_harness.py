@@ -52,6 +52,7 @@ def settings_for(**overrides: Any) -> Settings:
 async def runner_for(fake: FakeKube, tmp_path: Path, *, dry_run: bool = False, ledger: Ledger | None = None,
                      **overrides: Any) -> Runner:
     kube = await kube_module.connect(dry_run=dry_run, kubeconfig=fake.kubeconfig(tmp_path / "kubeconfig"))
+    fake.clients.append(kube)
     settings = settings_for(functions_dry_run=dry_run, **overrides)
     return Runner(settings, CATALOG, kube, ledger or MemoryLedger(3600), registry.ALL)
 

@@ -95,6 +95,7 @@ class FakeKube:
     # Called with each request before it is served: to change the world mid-run (a pod replaced).
     hooks: list[Callable[[Request], None]] = field(default_factory=list)
     forbidden: list[tuple[str, str, str | None]] = field(default_factory=list)  # (verb, resource, namespace) → 403
+    clients: list[Any] = field(default_factory=list)  # API clients of the test's, closed with the server
     _versions: itertools.count = field(default_factory=lambda: itertools.count(1000))
     _server: TestServer | None = None
 
@@ -141,6 +142,8 @@ class FakeKube:
         await self._server.start_server()
 
     async def close(self) -> None:
+        for client in self.clients:
+            await client.close()
         if self._server is not None:
             await self._server.close()
 

@@ -49,9 +49,9 @@ def _functions_process(settings: Settings, queue: str, kubeconfig: Path, tmp_pat
         AGENT_SRE_HTTP_HOST="127.0.0.1",
         AGENT_SRE_HTTP_PORT="0",
     )
-    return subprocess.Popen([sys.executable, "-c", "from agent_sre.cli import main; main()", "functions", "consume"],
-                            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=open(tmp_path / "functions.log", "wb"))
+    with open(tmp_path / "functions.log", "wb") as log:  # the child keeps its own descriptor
+        return subprocess.Popen([sys.executable, "-c", "from agent_sre.cli import main; main()", "functions", "consume"],
+                                env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=log)
 
 
 async def _consuming(connection: aio_pika.abc.AbstractConnection, queue: str, process: subprocess.Popen[bytes],

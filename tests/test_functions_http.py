@@ -28,7 +28,6 @@ async def client(tmp_path):
     async with TestClient(TestServer(create_app(Service(runner, KEY)))) as test_client:
         test_client.fake = fake  # type: ignore[attr-defined]
         yield test_client
-    await runner.kube.close()  # type: ignore[union-attr]
     await fake.close()
 
 

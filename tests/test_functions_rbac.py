@@ -49,7 +49,6 @@ async def _run(tmp_path, scenario: Scenario, granted: list[Grant]) -> tuple[Stat
         runner = await runner_for(fake, tmp_path)
         result = await runner.run(trigger_for(scenario.function, scenario.labels))
         assert result is not None
-        await runner.kube.close()  # type: ignore[union-attr]
         return result.status, fake
     finally:
         await fake.close()
