@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import signal
-from typing import Annotated
+from collections.abc import Coroutine
+from typing import Annotated, Any
 
 import aio_pika
 import typer
@@ -50,9 +51,9 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-def _run(main: object) -> None:
+def _run(main: Coroutine[Any, Any, None]) -> None:
     try:
-        asyncio.run(main)  # type: ignore[arg-type]
+        asyncio.run(main)
     except TransientError as exc:
         fail(str(exc), 1)
     except AgentSreError as exc:
@@ -70,7 +71,10 @@ def consume(
     result to AGENT_SRE_INPUT_EXCHANGE, until SIGTERM or SIGINT; GET /healthz and /metrics on AGENT_SRE_HTTP_PORT.
     For docker-compose and plain Deployments."""
     settings = _settings(functions, dry_run)
-    settings.require_amqp_url() if settings.amqp_url else fail("set AGENT_SRE_AMQP_URL (or _FILE): consume needs the broker")
+    try:
+        settings.require_amqp_url()
+    except AgentSreError as exc:
+        fail(str(exc))
 
     async def main() -> None:
         stop = asyncio.Event()
