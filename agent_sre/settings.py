@@ -155,7 +155,10 @@ class Settings(BaseSettings):
     functions_dry_run: bool = False  # server-side dry run (dryRun=All) for every write
     functions_timeout_s: float = Field(default=60.0, gt=0, le=3600)
     functions_timeouts: Annotated[dict[str, float], NoDecode] = {}  # per function, e.g. {"job-retry": 30}
-    functions_idempotency_ttl_s: float = Field(default=86_400.0, gt=0)
+    # A run's claim (one per correlation id and function) is kept this long, and an older trigger is
+    # refused as a replay. At most AGENT_SRE_COOLDOWN_S, so that the worker's next attempt at an
+    # alert that still fires, published after its cooldown, is acted on.
+    functions_idempotency_ttl_s: float = Field(default=600.0, gt=0)
     functions_max_replicas: int = Field(default=10, ge=1, le=1000)  # scale-pod never goes above it
     # flux-reconcile-*: how long to wait for the controller to handle the request, as flux does (0: no wait).
     functions_flux_wait_s: float = Field(default=50.0, ge=0)

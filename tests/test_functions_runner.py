@@ -92,3 +92,23 @@ async def test_a_redelivery_is_counted_not_run():
     await runner.run(trigger)
     assert await runner.run(trigger) is None
     assert runner.metrics.registry.get_sample_value("agent_sre_function_duplicates_total", {"function": "pod-restart"}) == 1
+
+
+async def test_a_trigger_older_than_the_claims_is_refused_as_a_replay():
+    from datetime import datetime, timedelta, timezone
+
+    runner = _runner(_done, functions_idempotency_ttl_s=600)
+    trigger = trigger_for("pod-restart", LABELS)
+    old = type(trigger)(trigger.id, trigger.data, trigger.trace, datetime.now(timezone.utc) - timedelta(seconds=601))
+    result = await runner.run(old)
+    assert result is not None and result.status is Status.FAILED and "a replay, or a backlog" in result.message
+    assert trigger.time is not None and abs((datetime.now(timezone.utc) - trigger.time).total_seconds()) < 60
+
+
+async def test_the_workers_next_attempt_after_the_claims_expired_acts_again():
+    # A later trigger for the same alert occurrence (the worker's attempt 2, after its cooldown)
+    runner = Runner(settings_for(), CATALOG, None, MemoryLedger(0.05), {"pod-restart": _done}, FunctionMetrics())
+    first = await runner.run(trigger_for("pod-restart", LABELS))
+    await asyncio.sleep(0.1)
+    second = await runner.run(trigger_for("pod-restart", LABELS))
+    assert first is not None and second is not None and second.status is Status.SUCCEEDED

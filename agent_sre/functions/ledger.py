@@ -2,9 +2,11 @@
 
 The key is the trigger's correlation id and function (one alert occurrence, one function), so a
 trigger published again under a new event id is caught too. The claim is taken before the
-function acts and kept for AGENT_SRE_FUNCTIONS_IDEMPOTENCY_TTL_S. A process killed mid-run leaves
-its claim: the redelivery is not acted on (at most once), and the worker's outcome tracking sees
-no result and escalates when the alert keeps firing.
+function acts and kept for AGENT_SRE_FUNCTIONS_IDEMPOTENCY_TTL_S (10 minutes, the worker's default
+cooldown): redeliveries and replays within it do nothing, a trigger older than it is refused by the
+runner, and the worker's next attempt at an alert that still fires (after its cooldown) acts. A
+process killed mid-run leaves its claim: the redelivery is not acted on (at most once), and the
+worker's outcome tracking sees no result and escalates when the alert keeps firing.
 
 `MemoryLedger` holds claims for one process; `RedisLedger` for every replica (AGENT_SRE_REDIS_URL).
 """

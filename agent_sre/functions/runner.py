@@ -1,7 +1,8 @@
 """One trigger in, at most one run, exactly one result out (None for a redelivery, which was
 answered the first time).
 
-Order: claim the run (idempotency) → re-check the trigger against the catalog → run the function
+Order: claim the run (idempotency) → refuse a trigger older than the claims are kept (a replay the
+ledger could no longer recognise) → re-check the trigger against the catalog → run the function
 under its timeout → map how it ended to a `Result`. Every way a run can end is mapped here and
 nowhere else: `Skipped` → skipped, `FunctionError` (an API refusal included) → failed, a timeout →
 failed, anything else → failed and logged, since this is the isolation point of one trigger.
@@ -13,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from datetime import datetime, timezone
 
 from ..errors import CatalogError, FunctionError, Skipped
 from ..schemas.catalog import Catalog
@@ -64,6 +66,11 @@ class Runner:
         if function is None:
             return Result(Status.FAILED, f"refused: {trigger.function!r} is not run here "
                           f"(AGENT_SRE_FUNCTIONS={','.join(sorted(self.functions))})")
+        window = self.settings.functions_idempotency_ttl_s
+        age = (datetime.now(timezone.utc) - trigger.time).total_seconds() if trigger.time else 0.0
+        if age > window:
+            return Result(Status.FAILED, f"refused: the trigger was published {age:.0f} s ago, longer than runs are "
+                          f"remembered (AGENT_SRE_FUNCTIONS_IDEMPOTENCY_TTL_S={window:g}): a replay, or a backlog")
         try:
             check_trigger(trigger, self.catalog, self.denied_namespaces)
         except CatalogError as exc:

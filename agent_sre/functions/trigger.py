@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import CatalogError, InputError
 from ..schemas.alert import Alert
 from ..schemas.catalog import Catalog
-from ..schemas.cloudevent import decode_event, event_data
+from ..schemas.cloudevent import decode_event, event_data, parse_time
 from ..schemas.decision import Proposal
 
 TRIGGER_TYPE = "io.homelab.agent-sre.lambda.trigger"
@@ -41,6 +42,7 @@ class Trigger:
     id: str
     data: TriggerData
     trace: dict[str, str] = field(default_factory=dict)  # traceparent / tracestate, carried to the result
+    time: datetime | None = None  # when the worker published it (the `time` attribute)
 
     @property
     def function(self) -> str:
@@ -66,7 +68,8 @@ def read_trigger(body: bytes, headers: Mapping[str, Any] | None, *, content_type
     for attribute, value in (("correlationid", data.correlation_id), ("subject", data.lambda_function)):
         if event.attributes.get(attribute, value) != value:
             raise InputError("invalid_trigger", f"the {attribute} attribute does not match the trigger's data")
-    return Trigger(id=event.id, data=data, trace=event.trace)
+    published = parse_time(event.attributes["time"]) if event.attributes.get("time") else None
+    return Trigger(id=event.id, data=data, trace=event.trace, time=published)
 
 
 def check_trigger(trigger: Trigger, catalog: Catalog, denied_namespaces: set[str]) -> None:
