@@ -175,6 +175,26 @@ async def test_escalate_posts_the_alert_and_reasoning_to_the_webhook(fake, tmp_p
     assert fake.requests == []
 
 
+async def test_escalate_carries_the_chains_suggestions(fake, tmp_path):
+    from agent_sre.functions.trigger import read_trigger
+    from agent_sre.schemas.decision import Decision
+    from agent_sre.worker.publisher import build_trigger
+    from tests.functions_harness import alert_for
+
+    _Hook.received = []
+    suggestion = {"lambda_function": "pod-restart", "parameters": {"name": "api", "namespace": "shop"},
+                  "confidence": 0.61, "selector": "trm", "why_not": "below its threshold"}
+    message = build_trigger(alert_for({"namespace": "shop"}), Decision(lambda_function="escalate", confidence=1.0),
+                            extra={"escalation": "undecided", "suggestions": [suggestion]})
+    with threaded_http(_Hook) as port:
+        runner = await runner_for(fake, tmp_path, escalate_webhook_url=f"http://127.0.0.1:{port}/hook")
+        result = await runner.run(read_trigger(message.body, message.headers, content_type=message.content_type))
+
+    assert result is not None and result.status is Status.SUCCEEDED
+    [posted] = _Hook.received
+    assert "Suggested: pod-restart name=api namespace=shop (trm, 0.61): not taken, below its threshold" in posted["text"]
+
+
 async def test_escalate_without_a_webhook_is_acknowledged(fake, tmp_path):
     runner = await runner_for(fake, tmp_path)
     result = await runner.run(trigger_for("escalate", {"namespace": "shop"}))

@@ -1,4 +1,4 @@
-"""escalate: tell a human. The alert, the decision's reasoning and what to look at, posted to
+"""escalate: tell a human. The alert, the decision's reasoning and the selectors' suggestions, posted to
 AGENT_SRE_ESCALATE_WEBHOOK_URL (a Slack-compatible incoming webhook, or generic JSON); with none
 set, the escalation is acknowledged in the result and the audit trail only.
 
@@ -27,7 +27,8 @@ def notice(ctx: Context) -> dict[str, Any]:
     alert = data.alert
     return {"correlation_id": data.correlation_id, "alertname": alert.alertname, "labels": alert.labels,
             "summary": alert.annotations.get("summary") or alert.annotations.get("description") or "",
-            "reasoning": data.reasoning, "decided_by": data.triggered_by, "starts_at": alert.startsAt}
+            "reasoning": data.reasoning, "decided_by": data.triggered_by, "starts_at": alert.startsAt,
+            "escalation": data.escalation, "suggestions": [s.model_dump() for s in data.suggestions]}
 
 
 def slack_message(found: dict[str, Any]) -> dict[str, Any]:
@@ -37,6 +38,10 @@ def slack_message(found: dict[str, Any]) -> dict[str, Any]:
         lines.append(f"Summary: {found['summary']}")
     if found["reasoning"]:
         lines.append(f"Why: {found['reasoning']}")
+    for suggestion in found["suggestions"]:
+        parameters = " ".join(f"{k}={v}" for k, v in sorted(suggestion["parameters"].items()))
+        lines.append(f"Suggested: {suggestion['lambda_function']} {parameters} ({suggestion['selector']}, "
+                     f"{suggestion['confidence']:.2f}): not taken, {suggestion['why_not']}")
     lines.append(f"Correlation id: {found['correlation_id']}")
     return {"text": "\n".join(slack_escape(line) for line in lines)}
 

@@ -23,6 +23,19 @@ from ..schemas.decision import Proposal
 TRIGGER_TYPE = "io.homelab.agent-sre.lambda.trigger"
 
 
+class Suggestion(BaseModel):
+    """What a selector proposed that fell short, as an escalation's trigger carries it (worker's
+    `_escalation`): for the human the escalation reaches, never acted on."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    lambda_function: str
+    parameters: dict[str, str] = Field(default_factory=dict)
+    confidence: float = 0.0
+    selector: str = ""
+    why_not: str = ""
+
+
 class TriggerData(BaseModel):
     """The data of a trigger, as agent_sre.worker.publisher.build_trigger writes it."""
 
@@ -35,6 +48,8 @@ class TriggerData(BaseModel):
     triggered_by: str | None = None
     confidence: float = 0.0
     reasoning: str = ""
+    escalation: str | None = None  # why the chain escalated by itself (undecided, unconfirmed, …)
+    suggestions: list[Suggestion] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
