@@ -168,7 +168,8 @@ class Worker:
         if self.approvals is None:
             raise NotWaiting("approvals are off: set AGENT_SRE_APPROVAL_RISK or a catalog `mode: approve`")
         approval = await waiting(self.approvals, correlation_id)
-        body, headers = approval_answer(correlation_id, approved, by)
+        key = self.settings.result_key.get_secret_value().encode() if self.settings.result_key else None
+        body, headers = approval_answer(correlation_id, approved, by, key)
         await self._require_publisher().publish_input(body, headers, "application/json", headers["id"])
         return approval
 
