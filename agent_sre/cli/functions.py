@@ -16,7 +16,8 @@ from aiormq.exceptions import AMQPConnectionError
 from ..errors import AgentSreError, TransientError
 from ..functions.amqp import consume as consume_triggers
 from ..functions.amqp import publish_result, result_exchange
-from ..functions.http import Publish, create_app
+from ..functions.delivery import Publish
+from ..functions.http import create_app
 from ..functions.manifests import render
 from ..functions.service import service
 from ..logs import setup_logging

@@ -4,12 +4,14 @@ One quorum queue (AGENT_SRE_FUNCTIONS_QUEUE) bound to the output exchange for th
 and, on a headers exchange, each function this process runs (the `subject` header), as a Knative
 Trigger's filter would. Per delivery: read → run → publish the result (confirmed) → ack. An
 unreadable delivery is logged, counted and dropped (acked): retrying cannot mend it. A result
-that cannot be published is requeued: its redelivery is a duplicate, so nothing acts twice.
+that cannot be published is kept and the trigger requeued: its redelivery publishes the kept
+result and acts not (delivery.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 
 import aio_pika
@@ -17,7 +19,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMess
 
 from ..errors import InputError, TransientError
 from ..settings import Settings
-from .result import result_event
+from .delivery import deliver
 from .service import Service
 from .trigger import TRIGGER_TYPE, read_trigger
 
@@ -85,11 +87,7 @@ class TriggerConsumer:
             log.info("trigger %s is for %s, not run here: left alone", trigger.id, trigger.function)
             return
         result = await runner.run(trigger)
-        if result is None:
-            return
-        body, headers = result_event(trigger, result, dry_run=runner.dry_run,
-                                     key=self.service.key)
-        await publish_result(self.results, body, headers)
+        await deliver(runner, trigger, result, self.service.key, functools.partial(publish_result, self.results))
 
 
 async def consume(service: Service, stop: asyncio.Event) -> None:

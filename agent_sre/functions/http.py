@@ -13,21 +13,18 @@ GET /healthz, GET /metrics (`functions consume` serves these two alone).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..errors import InputError, TransientError
+from .delivery import Publish, deliver
 from .result import result_event
 from .service import Service
 from .trigger import read_trigger
 
 log = logging.getLogger(__name__)
-
-Publish = Callable[[bytes, dict[str, str]], Awaitable[None]]
-
 
 def create_app(service: Service, publish: Publish | None = None, triggers: bool = True) -> web.Application:
     """`triggers=False`: only /healthz and /metrics, beside `functions consume`."""
@@ -61,13 +58,12 @@ class _Handler:
             return web.Response(status=202)
         try:
             result = await runner.run(trigger)
+            if self.publish is not None:
+                await deliver(runner, trigger, result, self.service.key, self.publish)
+                return web.Response(status=202)
             if result is None:
                 return web.Response(status=202)
-            data, attributes = result_event(trigger, result, dry_run=runner.dry_run,
-                                            key=self.service.key)
-            if self.publish is not None:
-                await self.publish(data, attributes)
-                return web.Response(status=202)
+            data, attributes = result_event(trigger, result, dry_run=runner.dry_run, key=self.service.key)
         except TransientError as exc:
             log.warning("trigger %s not answered: %s", trigger.id, exc)
             return _problem(503, "unavailable", str(exc))

@@ -30,6 +30,9 @@ class Ledger(Protocol):
     async def finish(self, key: str, status: str) -> None:
         """Record how the claimed run ended (kept for the rest of the TTL)."""
 
+    async def state(self, key: str) -> str | None:
+        """What `finish` recorded (or `running`); None when nothing is claimed."""
+
     async def close(self) -> None: ...
 
 
@@ -58,6 +61,10 @@ class MemoryLedger:
         if key in self._runs:
             self._runs[key] = (self._runs[key][0], status)
 
+    async def state(self, key: str) -> str | None:
+        found = self._runs.get(key)
+        return found[1] if found is not None and time.monotonic() - found[0] < self.ttl_s else None
+
     async def close(self) -> None:
         return None
 
@@ -81,6 +88,13 @@ class RedisLedger:
             await self.redis.set(self._key(key), status, xx=True, keepttl=True)
         except RedisError as exc:
             raise TransientError(f"Redis: cannot record the run: {exc}") from exc
+
+    async def state(self, key: str) -> str | None:
+        try:
+            found = await self.redis.get(self._key(key))
+        except RedisError as exc:
+            raise TransientError(f"Redis: cannot read the run: {exc}") from exc
+        return found.decode() if isinstance(found, bytes) else found
 
     async def close(self) -> None:
         await self.redis.aclose()
