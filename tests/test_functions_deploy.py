@@ -168,3 +168,24 @@ def test_the_functions_service_scrapes_every_function_pod():
         assert service["spec"]["selector"].items() <= labels.items()
         [container] = deployment["spec"]["template"]["spec"]["containers"]
         assert {"name": "http", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
+
+
+def test_the_functions_dashboard_shows_each_metric_and_reads_only_those():
+    import json
+
+    promql = need("promql_parser", "promql-parser")
+    from agent_sre.functions.metrics import FunctionMetrics
+
+    [board_map] = [d for d in rendered() if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "agent-sre-functions-dashboard"]
+    assert board_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    board = json.loads(board_map["data"]["agent-sre-functions.json"])
+    exprs = [target["expr"] for panel in board["panels"] for target in panel["targets"]]
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "gauge": [""]}
+    exported = {f.name + s for f in FunctionMetrics().registry.collect() for s in suffixes[f.type]}
+    used = set()
+    for expr in exprs:
+        promql.parse(expr.replace("$__rate_interval", "5m").replace("$namespace", ".*"))
+        used |= set(re.findall(r"agent_sre_[a-z_]+", expr))
+        if "_bucket" in expr:
+            assert expr.startswith("histogram_quantile(") and "by (le," in expr
+    assert used == exported - {"agent_sre_function_run_duration_seconds_sum", "agent_sre_function_run_duration_seconds_count"}
