@@ -43,6 +43,12 @@ def _healthy(pod):
     return pod
 
 
+def _static(pod):
+    pod["metadata"]["ownerReferences"] = [{"apiVersion": "v1", "kind": "Node", "name": "node-1", "uid": "n",
+                                           "controller": True}]
+    return pod
+
+
 def _terminating(pod):
     pod["metadata"]["deletionTimestamp"] = "2026-12-07T07:01:00Z"
     return pod
@@ -54,6 +60,7 @@ CASES = [
     ("pod-restart", POD, [crashing_pod(owned=False)], Status.SKIPPED, "no controller"),
     ("pod-restart", POD, [_healthy(crashing_pod())], Status.SKIPPED, "ready now"),
     ("pod-restart", POD, [_terminating(crashing_pod())], Status.SKIPPED, "terminating"),
+    ("pod-restart", POD, [_static(crashing_pod())], Status.SKIPPED, "static pod"),
     ("flux-reconcile-kustomization", {"name": "apps", "namespace": "flux-system"},
      [flux_object("Kustomization", ready="True")], Status.SKIPPED, "Ready at generation 3"),
     ("flux-reconcile-helmrelease", {"name": "apps", "namespace": "flux-system"},

@@ -40,6 +40,8 @@ async def restart(ctx: Context, params: dict[str, str]) -> Done:
     owner = controller_of(pod)
     if owner is None:
         raise Skipped(f"pod {namespace}/{name} has no controller: deleted, it would not come back")
+    if owner.get("kind") == "Node":  # a static pod's mirror: the kubelet runs it from a file, whatever the API says
+        raise Skipped(f"pod {namespace}/{name} is a static pod of node {owner.get('name')}: restart it on the node")
     if metadata.get("deletionTimestamp"):
         raise Skipped(f"pod {namespace}/{name} is terminating already")
     if healthy(pod):
