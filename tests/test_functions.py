@@ -51,9 +51,9 @@ async def test_the_function_sends_exactly_its_writes(fake, tmp_path, scenario: S
     assert result.actions or not scenario.writes
 
 
-@pytest.mark.parametrize("name", sorted(ACTING))
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
 async def test_a_redelivered_trigger_acts_once(fake, tmp_path, name):
-    scenario = ACTING[name]
+    scenario = SCENARIOS[name]
     scenario.seed(fake)
     runner = await runner_for(fake, tmp_path)
     trigger = trigger_for(scenario.function, scenario.labels)

@@ -202,6 +202,17 @@ async def test_escalate_carries_the_chains_suggestions(fake, tmp_path):
     assert "Suggested: pod-restart name=api namespace=shop (trm, 0.61): not taken, below its threshold" in posted["text"]
 
 
+async def test_a_redelivered_escalation_is_posted_once(fake, tmp_path):
+    _Hook.received = []
+    trigger = trigger_for("escalate", {"namespace": "shop"})
+    with threaded_http(_Hook) as port:
+        runner = await runner_for(fake, tmp_path, escalate_webhook_url=f"http://127.0.0.1:{port}/hook")
+        results = [await runner.run(trigger) for _ in range(2)]
+
+    assert results[0] is not None and results[0].status is Status.SUCCEEDED and results[1] is None
+    assert len(_Hook.received) == 1
+
+
 async def test_escalate_without_a_webhook_is_acknowledged(fake, tmp_path):
     runner = await runner_for(fake, tmp_path)
     result = await runner.run(trigger_for("escalate", {"namespace": "shop"}))
