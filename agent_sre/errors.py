@@ -6,7 +6,10 @@
     │     (carries `reason`, the dead-letter reason: invalid_json, too_large, ...)
     ├── CatalogError           a decision does not fit the catalog (unknown function,
     │                          a parameter not taken from the alert, a denied namespace)
-    └── TransientError         worth retrying later (unconfirmed publish, lost connection)
+    ├── TransientError         worth retrying later (unconfirmed publish, lost connection)
+    └── FunctionError          a remediation function did not act (ends its run as `failed`)
+          ├── Skipped          nothing to do: the object is gone or no longer in the alert's state
+          └── KubeApiError     the Kubernetes API refused or failed (carries `status`, `reason`)
 
 Third-party errors are translated at the boundaries with `raise ... from exc`.
 """
@@ -34,3 +37,20 @@ class CatalogError(AgentSreError):
 
 class TransientError(AgentSreError):
     """A failure that may pass on a later attempt."""
+
+
+class FunctionError(AgentSreError):
+    """A remediation function could not act; its result is `failed` with this message."""
+
+
+class Skipped(FunctionError):
+    """A remediation function found nothing to do (its result is `skipped`, with this reason)."""
+
+
+class KubeApiError(FunctionError):
+    """The Kubernetes API answered with an error Status: `status` is the HTTP code, `reason` its reason."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason

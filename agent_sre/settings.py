@@ -187,6 +187,35 @@ class Settings(BaseSettings):
     # blocks that alert for at most this long. Must exceed the broker's confirm time.
     claim_ttl_s: float = Field(default=45.0, gt=0)
 
+    # Remediation functions (`agent-sre functions serve|consume`, agent_sre/functions). Triggers come
+    # from output_exchange, results go to input_exchange; the Kubernetes API is found in-cluster,
+    # else through KUBECONFIG.
+    functions: CommaList = []  # the functions this process runs; empty: every one in the catalog
+    functions_queue: str = "agent-sre.functions"  # `consume`: its quorum queue (one per function set)
+    functions_dry_run: bool = False  # server-side dry run (dryRun=All) for every write
+    functions_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    functions_timeouts: Annotated[dict[str, float], NoDecode] = {}  # per function, e.g. {"job-retry": 30}
+    # A run's claim (one per correlation id and function) is kept this long, and an older trigger is
+    # refused as a replay. At most AGENT_SRE_COOLDOWN_S, so that the worker's next attempt at an
+    # alert that still fires, published after its cooldown, is acted on.
+    functions_idempotency_ttl_s: float = Field(default=600.0, gt=0)
+    functions_max_replicas: int = Field(default=10, ge=1, le=1000)  # scale-pod never goes above it
+    # flux-reconcile-*: how long to wait for the controller to handle the request, as flux does (0: no wait).
+    functions_flux_wait_s: float = Field(default=50.0, ge=0)
+    functions_namespace: str = "agent-sre"  # where node-disk-cleanup creates its Jobs
+    node_cleanup_image: str = "busybox:1.37"
+    # Run with /host<path> mounted for each of node_cleanup_paths; no alert text reaches it.
+    node_cleanup_command: Annotated[list[str], NoDecode] = [
+        "sh", "-c", "find /host/var/log -xdev -type f -name '*.gz' -mtime +3 -print -delete"]
+    node_cleanup_paths: CommaList = ["/var/log"]
+    escalate_webhook_url: SecretStr | None = None  # Slack-compatible or generic JSON; unset: acknowledge
+    escalate_webhook_url_file: Path | None = None
+    escalate_webhook_format: Literal["slack", "json"] = "slack"
+    # Shared key for results: functions sign `lambda.result` (HMAC-SHA256), the worker refuses
+    # unsigned or forged ones. Unset: results are taken unsigned.
+    result_key: SecretStr | None = None
+    result_key_file: Path | None = None
+
     @property
     def inbound_types(self) -> list[str]:
         """The CloudEvent types taken in: the accepted alert types, the functions' results and the
@@ -199,7 +228,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "accepted_types", "selectors", "denied_namespaces", "agreement_risks", "ignored_alerts", "stateful_functions",
-        "stateful_services", "stateful_labels", "operator_namespaces", mode="before",
+        "stateful_services", "stateful_labels", "operator_namespaces", "functions", "node_cleanup_paths", mode="before",
     )
     @classmethod
     def _split_commas(cls, value: object) -> object:
@@ -207,7 +236,17 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator("selector_options", "risk_thresholds", mode="before")
+    @field_validator("node_cleanup_command", mode="before")
+    @classmethod
+    def _json_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f'must be a JSON list such as ["sh", "-c", "..."]: {exc}') from exc
+        return value
+
+    @field_validator("selector_options", "risk_thresholds", "functions_timeouts", mode="before")
     @classmethod
     def _parse_json(cls, value: object) -> object:
         if isinstance(value, str):
@@ -244,6 +283,11 @@ class Settings(BaseSettings):
             self.redis_url = SecretStr(_read_secret(self.redis_url_file, "AGENT_SRE_REDIS_URL_FILE"))
         if self.ai_api_key_file is not None:
             self.ai_api_key = SecretStr(_read_secret(self.ai_api_key_file, "AGENT_SRE_AI_API_KEY_FILE"))
+        if self.escalate_webhook_url_file is not None:
+            self.escalate_webhook_url = SecretStr(
+                _read_secret(self.escalate_webhook_url_file, "AGENT_SRE_ESCALATE_WEBHOOK_URL_FILE"))
+        if self.result_key_file is not None:
+            self.result_key = SecretStr(_read_secret(self.result_key_file, "AGENT_SRE_RESULT_KEY_FILE"))
         return self
 
     def require_amqp_url(self) -> str:

@@ -36,11 +36,13 @@ def at_defaults(text: str) -> str:
     return _VARIABLE.sub(lambda match: match.group(2) or "", text)
 
 
-def test_the_compose_file_is_yaml_with_the_three_services(compose):
+def test_the_compose_file_is_yaml_with_three_services_and_the_functions_profile(compose):
     assert set(compose) <= {"name", "services", "volumes", "networks", "configs", "secrets"}
-    assert set(compose["services"]) == {"rabbitmq", "redis", "agent-sre"}
+    assert set(compose["services"]) == {"rabbitmq", "redis", "agent-sre", "functions"}
+    assert {name for name, s in compose["services"].items() if "profiles" not in s} == {"rabbitmq", "redis", "agent-sre"}
     used = {mount.split(":")[0] for service in compose["services"].values() for mount in service.get("volumes", [])}
-    assert used <= set(compose.get("volumes") or {})  # every named volume is declared
+    named = {mount for mount in used if not mount.startswith(("$", ".", "/"))}  # not a bind mount
+    assert named <= set(compose.get("volumes") or {})  # every named volume is declared
 
 
 def test_every_variable_has_a_default_and_no_dollar_is_left_bare():
@@ -68,6 +70,19 @@ def test_the_worker_uses_the_compose_broker_and_redis(compose):
     assert environment["AGENT_SRE_REDIS_URL"] == "redis://redis:6379/0"
     assert environment["AGENT_SRE_AMQP_URL"] == "amqp://guest:guest@rabbitmq:5672/"
     assert worker["depends_on"] == {name: {"condition": "service_healthy"} for name in ("rabbitmq", "redis")}
+
+
+def test_the_functions_take_the_workers_triggers_in_dry_run_from_a_kubeconfig(compose):
+    functions = compose["services"]["functions"]
+    environment = functions["environment"]
+
+    assert functions["profiles"] == ["functions"] and functions["command"] == ["functions", "consume"]
+    assert functions["image"] == compose["services"]["agent-sre"]["image"]
+    assert environment["AGENT_SRE_AMQP_URL"] == compose["services"]["agent-sre"]["environment"]["AGENT_SRE_AMQP_URL"]
+    assert environment["AGENT_SRE_REDIS_URL"] == "redis://redis:6379/0"
+    assert environment["AGENT_SRE_FUNCTIONS_DRY_RUN"] == "true"
+    [mount] = functions["volumes"]
+    assert at_defaults(mount).split(":")[1] == environment["KUBECONFIG"] and mount.endswith(":ro")
 
 
 def test_every_file_the_compose_file_sends_exists():

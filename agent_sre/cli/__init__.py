@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import approvals, dlq
+from . import approvals, dlq, functions
 from . import run as run_command
 from . import select as select_command
 from . import send as send_command
@@ -22,6 +22,7 @@ app.command("send")(send_command.send)
 app.command("watch")(watch_command.watch)
 app.add_typer(approvals.app, name="approvals")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(functions.app, name="functions")
 app.add_typer(trm_command.app, name="trm")
 
 

@@ -67,7 +67,8 @@ def _answer(correlation_id: str, approved: bool, by: str | None) -> None:
 
     async def answer(approvals: RedisApprovals) -> Approval:
         approval = await waiting(approvals, correlation_id)
-        body, headers = approval_answer(correlation_id, approved, who)
+        key = settings.result_key.get_secret_value().encode() if settings.result_key else None
+        body, headers = approval_answer(correlation_id, approved, who, key)
         await publish_event(settings, event_message(body, headers, "application/json", headers["id"]))
         return approval
 

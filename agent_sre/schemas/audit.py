@@ -47,5 +47,5 @@ class AuditRecord(BaseModel):
     function: str | None = None
     attempts: int | None = None
     seconds_to_resolve: float | None = None
-    status: str | None = None  # succeeded or failed, from the function's result
+    status: str | None = None  # succeeded, failed or skipped, from the function's result
     result_message: str | None = None

@@ -23,6 +23,7 @@ from .approvals import NEEDS_REDIS, Approval, NotWaiting, RedisApprovals, waitin
 from .audit import AuditLog
 from .connection import connect
 from .consumer import Consumer, Pipeline
+from .result_auth import SignedResults
 from .limits import Limits, LimitSettings, MemoryLimits
 from .metrics import Metrics
 from .outcomes import MemoryOutcomes, Outcomes, RedisOutcomes
@@ -87,6 +88,8 @@ class Worker:
             self.silences = Silences(settings.alertmanager_url, settings.alertmanager_timeout_s, self.metrics)
         pipeline = Pipeline(settings, chain, self.limits, self.publisher, self.metrics, self.audit, outcomes,
                             self.approvals, self.silences)
+        if settings.result_key is not None:  # only signed results count (result_auth.py)
+            pipeline = SignedResults(pipeline, settings.result_key.get_secret_value().encode())  # type: ignore[assignment]
         self.consumer = Consumer(pipeline, self.publisher, self.metrics, settings)
         self._consume_channel = await self.connection.channel(publisher_confirms=False)
         await self._consume_channel.set_qos(prefetch_count=settings.prefetch)
@@ -165,7 +168,8 @@ class Worker:
         if self.approvals is None:
             raise NotWaiting("approvals are off: set AGENT_SRE_APPROVAL_RISK or a catalog `mode: approve`")
         approval = await waiting(self.approvals, correlation_id)
-        body, headers = approval_answer(correlation_id, approved, by)
+        key = self.settings.result_key.get_secret_value().encode() if self.settings.result_key else None
+        body, headers = approval_answer(correlation_id, approved, by, key)
         await self._require_publisher().publish_input(body, headers, "application/json", headers["id"])
         return approval
 

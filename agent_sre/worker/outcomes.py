@@ -8,7 +8,8 @@ of them, or once a function reported `failed`, the alert's next decision is `esc
 Outcomes, each recorded once per trigger:
 - `resolved`: the fingerprint resolved (with the seconds it took);
 - `not_resolved`: it still fires after its cooldown, or fires again;
-- `succeeded` / `failed`: the function's own `io.homelab.agent-sre.lambda.result` event.
+- `succeeded` / `failed` / `skipped`: the function's own `io.homelab.agent-sre.lambda.result` event
+  (`skipped`: it found nothing to do, e.g. the pod was replaced already; not a failure).
 
 Two backends behave the same: `MemoryOutcomes` (one replica) and `RedisOutcomes`, which shares
 them with every replica through the limits' Redis.
@@ -35,6 +36,7 @@ class Outcome(str, Enum):
     NOT_RESOLVED = "not_resolved"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    SKIPPED = "skipped"
 
 
 class LambdaResult(BaseModel):
@@ -43,13 +45,13 @@ class LambdaResult(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     correlation_id: str = Field(min_length=1, max_length=200)
-    status: Literal["succeeded", "failed"]
+    status: Literal["succeeded", "failed", "skipped"]
     message: str = Field(default="", max_length=4000)
 
 
 def parse_result(data: object) -> LambdaResult:
     return event_data(LambdaResult, data, reason="invalid_result", what="a lambda result",
-                      expected='{"correlation_id": "...", "status": "succeeded"|"failed", "message": "..."}')
+                      expected='{"correlation_id": "...", "status": "succeeded"|"failed"|"skipped", "message": "..."}')
 
 
 @dataclass(frozen=True)

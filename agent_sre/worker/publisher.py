@@ -24,6 +24,7 @@ from ..errors import TransientError
 from ..schemas.alert import Alert
 from ..schemas.cloudevent import trigger_headers
 from ..schemas.decision import Decision
+from ..schemas.signing import SIGNATURE_EXTENSION, answer_status, sign
 from ..settings import Settings
 from .approvals import APPROVAL_DENIED_TYPE, APPROVAL_EXPIRED_TYPE, APPROVAL_GRANTED_TYPE, APPROVAL_REQUESTED_TYPE
 from .connection import publish_confirmed
@@ -118,12 +119,16 @@ def approval_timer(correlation_id: str) -> aio_pika.Message:
     )
 
 
-def approval_answer(correlation_id: str, approved: bool, by: str) -> tuple[bytes, dict[str, str]]:
-    """A person's answer, as `POST /approvals/{id}` and `agent-sre approvals` put it on the input exchange."""
-    headers = trigger_headers({"specversion": "1.0", "id": str(uuid.uuid4()),
-                               "type": APPROVAL_GRANTED_TYPE if approved else APPROVAL_DENIED_TYPE,
-                               "source": APPROVALS_SOURCE, "datacontenttype": "application/json"})
-    return orjson.dumps({"correlation_id": correlation_id, "by": by}), headers
+def approval_answer(correlation_id: str, approved: bool, by: str, key: bytes | None = None) -> tuple[bytes, dict[str, str]]:
+    """A person's answer, as `POST /approvals/{id}` and `agent-sre approvals` put it on the input exchange;
+    signed with AGENT_SRE_RESULT_KEY when one is set (agent_sre.worker.result_auth)."""
+    data = {"correlation_id": correlation_id, "by": by}
+    attributes = {"specversion": "1.0", "id": str(uuid.uuid4()),
+                  "type": APPROVAL_GRANTED_TYPE if approved else APPROVAL_DENIED_TYPE,
+                  "source": APPROVALS_SOURCE, "datacontenttype": "application/json"}
+    if key is not None:
+        attributes[SIGNATURE_EXTENSION] = sign(key, correlation_id, answer_status(approved), data)
+    return orjson.dumps(data), trigger_headers(attributes)
 
 
 @dataclass(frozen=True)

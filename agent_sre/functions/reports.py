@@ -1,0 +1,79 @@
+"""pod-check-status and check-pvc-status: read-only reports, returned in the result.
+
+Status, conditions and the latest events of the pods (a namespace, or those a label selector
+picks) or of a PersistentVolumeClaim. They read, never write; at most `_MAX_PODS` pods and
+`_MAX_EVENTS` events each, so a result stays small.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import KubeApiError, Skipped
+from .base import Context, Done, Function
+
+_MAX_PODS = 20
+_MAX_EVENTS = 10
+
+
+async def _events(ctx: Context, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
+    selector = f"involvedObject.kind={kind},involvedObject.name={name}"
+    listing = await ctx.kube.call(ctx.kube.core.list_namespaced_event(namespace, field_selector=selector))
+    events = sorted(listing.get("items") or [], key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+    return [{"type": e.get("type"), "reason": e.get("reason"), "message": e.get("message"), "count": e.get("count"),
+             "last": e.get("lastTimestamp") or e.get("eventTime")} for e in events[-_MAX_EVENTS:]]
+
+
+def _conditions(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{k: c.get(k) for k in ("type", "status", "reason", "message") if c.get(k) is not None}
+            for c in obj.get("status", {}).get("conditions") or []]
+
+
+def _containers(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    found = []
+    for status in pod.get("status", {}).get("containerStatuses") or []:
+        state = status.get("state") or {}
+        current = next(iter(state), None)
+        found.append({"name": status.get("name"), "ready": status.get("ready"),
+                      "restarts": status.get("restartCount"), "state": current,
+                      "reason": (state.get(current) or {}).get("reason") if current else None})
+    return found
+
+
+async def pod_status(ctx: Context, params: dict[str, str]) -> Done:
+    namespace, selector = params["namespace"], params.get("selector")
+    listing = await ctx.kube.call(ctx.kube.core.list_namespaced_pod(namespace, label_selector=selector))
+    pods = listing.get("items") or []
+    if not pods:
+        raise Skipped(f"no pods in {namespace}" + (f" with {selector}" if selector else ""))
+    report = []
+    for pod in pods[:_MAX_PODS]:
+        name = pod["metadata"]["name"]
+        report.append({"name": name, "phase": pod.get("status", {}).get("phase"), "node": pod.get("spec", {}).get("nodeName"),
+                       "conditions": _conditions(pod), "containers": _containers(pod),
+                       "events": await _events(ctx, namespace, "Pod", name)})
+    unready = [p["name"] for p in report if any(not c["ready"] for c in p["containers"])]
+    message = f"{len(pods)} pods in {namespace}" + (f" ({selector})" if selector else "")
+    message += f", not ready: {', '.join(unready)}" if unready else ", all ready"
+    return Done(message, {"pods": report, "total": len(pods)})
+
+
+async def pvc_status(ctx: Context, params: dict[str, str]) -> Done:
+    name, namespace = params["name"], params["namespace"]
+    try:
+        claim = await ctx.kube.call(ctx.kube.core.read_namespaced_persistent_volume_claim(name, namespace))
+    except KubeApiError as exc:
+        if exc.status == 404:
+            raise Skipped(f"PersistentVolumeClaim {namespace}/{name} does not exist") from exc
+        raise
+    spec, status = claim.get("spec", {}), claim.get("status", {})
+    report = {"phase": status.get("phase"), "capacity": (status.get("capacity") or {}).get("storage"),
+              "requested": ((spec.get("resources") or {}).get("requests") or {}).get("storage"),
+              "storageClass": spec.get("storageClassName"), "volume": spec.get("volumeName"),
+              "accessModes": status.get("accessModes") or spec.get("accessModes"), "conditions": _conditions(claim),
+              "events": await _events(ctx, namespace, "PersistentVolumeClaim", name)}
+    return Done(f"PersistentVolumeClaim {namespace}/{name}: {report['phase']}, {report['capacity'] or '?'} "
+                f"of {report['requested'] or '?'} requested", report)
+
+
+FUNCTIONS: dict[str, Function] = {"pod-check-status": pod_status, "check-pvc-status": pvc_status}

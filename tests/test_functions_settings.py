@@ -1,0 +1,45 @@
+"""The functions' settings, read from the environment as every other setting."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from agent_sre.errors import ConfigError
+from agent_sre.settings import Settings
+
+
+def test_lists_maps_and_secret_files(monkeypatch, tmp_path):
+    (tmp_path / "key").write_text("s3cret\n")
+    monkeypatch.setenv("AGENT_SRE_FUNCTIONS", "pod-restart, job-retry")
+    monkeypatch.setenv("AGENT_SRE_FUNCTIONS_TIMEOUTS", '{"job-retry": 30}')
+    monkeypatch.setenv("AGENT_SRE_NODE_CLEANUP_COMMAND", '["sh", "-c", "du -sh /host/var/log"]')
+    monkeypatch.setenv("AGENT_SRE_NODE_CLEANUP_PATHS", "/var/log,/var/lib/containerd")
+    monkeypatch.setenv("AGENT_SRE_RESULT_KEY_FILE", str(tmp_path / "key"))
+
+    settings = Settings(_env_file=None)
+
+    assert settings.functions == ["pod-restart", "job-retry"]
+    assert settings.functions_timeouts == {"job-retry": 30.0}
+    assert settings.node_cleanup_command == ["sh", "-c", "du -sh /host/var/log"]
+    assert settings.node_cleanup_paths == ["/var/log", "/var/lib/containerd"]
+    assert settings.result_key is not None and settings.result_key.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(settings)
+
+
+def test_a_command_that_is_no_json_list_says_so(monkeypatch):
+    monkeypatch.setenv("AGENT_SRE_NODE_CLEANUP_COMMAND", "rm -rf /")
+    with pytest.raises(ValidationError, match="JSON list"):
+        Settings(_env_file=None)
+
+
+def test_an_empty_key_file_stops_start_up(tmp_path):
+    (tmp_path / "key").write_text("")
+    with pytest.raises(ConfigError, match="AGENT_SRE_RESULT_KEY_FILE"):
+        Settings(_env_file=None, result_key_file=tmp_path / "key")
+
+
+def test_the_defaults_act_for_real_and_unsigned():
+    settings = Settings(_env_file=None)
+    assert settings.functions == [] and settings.functions_dry_run is False and settings.result_key is None
+    assert settings.functions_max_replicas == 10
