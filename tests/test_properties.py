@@ -136,11 +136,18 @@ def from_labels(value: str, alert: Alert) -> bool:
 
 
 def assert_parameters_come_from_labels(decision: Decision, alert: Alert) -> None:
+    # What a human is shown of the selectors' proposals is held to the same rule as what acts.
+    for suggestion in decision.suggestions:
+        assert_values_come_from_labels(suggestion.lambda_function, suggestion.parameters, alert)
     if decision.lambda_function is None:
         assert decision.parameters == {}
         return
-    specs = {p.name: p for p in CATALOG.by_name[decision.lambda_function].parameters}
-    for name, value in decision.parameters.items():
+    assert_values_come_from_labels(decision.lambda_function, decision.parameters, alert)
+
+
+def assert_values_come_from_labels(function: str, parameters: dict[str, str], alert: Alert) -> None:
+    specs = {p.name: p for p in CATALOG.by_name[function].parameters}
+    for name, value in parameters.items():
         spec = specs[name]
         assert value == spec.preferred(alert), f"{name}={value!r} is not the first present source"
         assert spec.regex.fullmatch(value)

@@ -151,7 +151,7 @@ def agreeing(function: str, **settings: object) -> Chain:
 async def test_a_confident_agreed_restart_of_a_data_service_is_refused(function: str, target: Alert, detail: str) -> None:
     decision = await agreeing(function).decide(target)
 
-    assert decision.lambda_function is None
+    assert decision.undecided
     assert [phase.outcome for phase in decision.phases] == [Outcome.REJECTED, Outcome.REJECTED]
     assert all(detail in (phase.detail or "") for phase in decision.phases)
 
