@@ -23,11 +23,11 @@ from .base import SelectorContext
 class TRMSelector:
     name = "trm"
     evidence = EvidenceKind.TRAINED_MODEL
-    # On a name it trained on the model is sure and right (the shipped knowledge: 99.3% accepted
-    # precision). On other names its confidence is the novelty map's, which rarely reaches this
-    # bar: on held-out source projects rag, fewshot and the rules are more often right there. With
-    # this threshold the chain's actionable recall on fold `other` rose from 57% to 90%, and changes
-    # where escalate is right stayed under 1% (benchmarks/bench_real.py).
+    # On a trained name in a familiar form the halting head speaks, and is sure and right. On
+    # anything else the confidence is the novelty map's, fitted on source projects the fold models
+    # never saw: only an answer such alerts earned that often passes this bar, so on an unfamiliar
+    # input the TRM abstains rather than vetoes, and rag, fewshot and the rules are asked
+    # (benchmarks/bench_real.py --loso has what it then accepts, and how often it is right).
     default_threshold = 0.93
 
     def __init__(
