@@ -14,7 +14,10 @@ from yarl import URL
 from .errors import ConfigError
 
 # The model selectors decide what they are sure of; `ai` abstains until AGENT_SRE_AI_URL is set.
-DEFAULT_SELECTORS = ["static", "known", "trm", "rag", "fewshot", "ai", "rules"]
+# rag and fewshot before trm: on source projects none of them learned from, the TRM's sure
+# `escalate` cut off actions the retrievers got right, and as the second kind of evidence after
+# them it confirms or vetoes what they propose (benchmarks/bench_real.py --loso --order).
+DEFAULT_SELECTORS = ["static", "known", "rag", "fewshot", "trm", "ai", "rules"]
 DEFAULT_EVENT_TYPE = "io.homelab.prometheus.alert.fired"
 # What a function reports of a trigger it ran; always taken, beside AGENT_SRE_ACCEPTED_TYPES.
 RESULT_TYPE = "io.homelab.agent-sre.lambda.result"
@@ -85,6 +88,10 @@ class Settings(BaseSettings):
     risk_thresholds: Annotated[dict[str, float], NoDecode] = {"none": 0.7, "low": 0.75, "medium": 0.8, "high": 0.9}
     # Functions of these risks act only when two selectors agree, or a static annotation names them.
     agreement_risks: CommaList = ["medium", "high"]
+    # A second selector confirms such a proposal (the first at its full thresholds) when it rests on
+    # another kind of evidence and proposes the same function and values at least this sure: two
+    # independent readings that agree are evidence neither needs to be certain of alone.
+    agreement_min_confidence: float = Field(default=0.5, ge=0, le=1)
     # An alert no selector was confident about: `escalate` (a trigger for the on-call human, with what
     # the selectors thought) or `dead-letter` (the input goes to the DLQ as `no_decision`, as before).
     undecided: Literal["escalate", "dead-letter"] = "escalate"

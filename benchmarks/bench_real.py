@@ -140,9 +140,9 @@ async def evaluate_fold(fold: str, knowledge: list[RealAlert], catalog: Catalog,
         config.H_cycles, config.L_cycles = h_cycles, l_cycles
     expected = [expected_answer(e, catalog) for e in examples]
     rows: dict[str, list[Row]] = {}
-    for name, selector in built.items():
+    for name, selector in built.items() if not args.chain_only else ():
         rows[name] = await run(Chain([selector], catalog, alone), examples, expected, f"{fold}/{name}")
-    order = [n for n in DEFAULT_SELECTORS if n in built or n == "static"]
+    order = [n for n in (args.order or DEFAULT_SELECTORS) if n in built or n == "static"]
     if not args.only:
         chain = Chain([StaticSelector() if n == "static" else built[n] for n in order], catalog, settings)
         rows["chain"] = await run(chain, examples, expected, f"{fold}/chain")
@@ -263,6 +263,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=10.0, help="every selector's timeout in the chain, s")
     parser.add_argument("--only", action="append", choices=["known", "trm", "rag", "fewshot", "rules"],
                         help="score only these selectors, alone (no chain); e.g. an ablation of the TRM")
+    parser.add_argument("--chain-only", action="store_true", help="score the chain alone, not each selector")
+    parser.add_argument("--order", type=lambda text: text.split(","), metavar="A,B,...",
+                        help="the chain's order (default: AGENT_SRE_SELECTORS' default)")
     parser.add_argument("--depth", metavar="HxL",
                         help="run the TRM with this recursion (H_cycles x L_cycles) instead of its own")
     parser.add_argument("--title", default="Real alerts, whole source projects held out (issue 20)",

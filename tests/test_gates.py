@@ -144,7 +144,7 @@ async def test_a_risky_function_waits_for_a_second_selector_that_agrees() -> Non
 
 
 async def test_a_risky_proposal_nobody_confirms_escalates() -> None:
-    decision = await chain(Says("trm", "pod-restart"), Says("rag", None), Says("rules", "pod-restart", 0.5)).decide(CRASH)
+    decision = await chain(Says("trm", "pod-restart"), Says("rag", None), Says("rules", "pod-restart", 0.45)).decide(CRASH)
 
     assert (decision.lambda_function, decision.parameters) == ("escalate", {})
     assert "another kind of evidence" in decision.reasoning
@@ -154,6 +154,19 @@ async def test_a_risky_proposal_nobody_confirms_escalates() -> None:
 def of_kind(evidence: EvidenceKind, selector: Says) -> Says:
     selector.evidence = evidence  # type: ignore[attr-defined]
     return selector
+
+
+async def test_a_second_kind_of_evidence_confirms_below_its_own_threshold_in_either_order() -> None:
+    # Given rules (hand-written patterns) fairly sure of the restart, but below the 0.8 a restart asks alone
+    rules_first = await chain(Says("rules", "pod-restart", 0.6), Says("rag", "pod-restart")).decide(CRASH)
+    rules_after = await chain(Says("rag", "pod-restart"), Says("rules", "pod-restart", 0.6)).decide(CRASH)
+    too_unsure = await chain(Says("rag", "pod-restart"), Says("rules", "pod-restart", 0.45)).decide(CRASH)
+
+    # Then an independent reading at AGENT_SRE_AGREEMENT_MIN_CONFIDENCE confirms it, asked before or after
+    assert (rules_first.lambda_function, rules_first.method) == ("pod-restart", "rag")
+    assert (rules_after.lambda_function, rules_after.method) == ("pod-restart", "rag")
+    assert "rules agrees (0.60)" in rules_after.reasoning
+    assert (too_unsure.lambda_function, too_unsure.escalation) == ("escalate", Escalation.UNCONFIRMED)
 
 
 async def test_two_selectors_on_one_kind_of_evidence_confirm_nothing() -> None:

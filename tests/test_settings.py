@@ -34,7 +34,7 @@ def test_contract_defaults() -> None:
     assert settings.input_queue == "agent-sre.alerts"
     assert settings.output_exchange == "agent-sre.triggers"
     assert settings.http_port == 8080
-    assert settings.selectors == ["static", "known", "trm", "rag", "fewshot", "ai", "rules"]
+    assert settings.selectors == ["static", "known", "rag", "fewshot", "trm", "ai", "rules"]
     assert settings.accepted_types == [DEFAULT_EVENT_TYPE]
     assert settings.selector_threshold == 0.7
 

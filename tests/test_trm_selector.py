@@ -97,12 +97,17 @@ def test_a_trained_name_keeps_the_halting_heads_confidence_and_an_unseen_one_get
                          predictor.vocabulary, unseen.familiarity)))
 
 
-def test_a_name_of_words_no_training_name_used_is_not_trusted(catalog):
-    # Nothing the model learned speaks for this alert: whatever it reads, the chain must ask on.
+async def test_a_name_of_words_no_training_name_used_is_not_trusted(selector, catalog):
+    # Nothing the model learned speaks for this alert: whatever it reads (here a sure escalate from
+    # its halting head), it has no opinion to give, so it can neither decide nor veto.
     stranger = Alert(labels={"alertname": "ZorblaxQuuxFrobnicated", "pod": "api-7d9f", "namespace": "shop"})
     [prediction] = Predictor.load(catalog).predict([stranger])
     [plain] = Predictor.load(catalog, novelty=False).predict([stranger])
-    assert prediction.confidence < min(TRMSelector.default_threshold, plain.confidence), (prediction, plain)
+    assert prediction.strange and plain.confidence > TRMSelector.default_threshold, (prediction, plain)
+    assert await selector.select(stranger) is None
+    # A new name made of words the model knows is read, and judged by the novelty map.
+    [known_words] = Predictor.load(catalog).predict([Alert(labels={**stranger.labels, "alertname": "AppPodCrashLooping"})])
+    assert not known_words.strange
 
 
 def test_a_raid_disk_failure_is_not_read_as_a_full_disk(catalog):

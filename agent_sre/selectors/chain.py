@@ -43,6 +43,9 @@ class Turn:
     outcome: Outcome
     detail: str | None = None
     parameters: dict[str, str] = field(default_factory=dict)
+    # Below its thresholds, but valid, through the evidence gate and at AGENT_SRE_AGREEMENT_MIN_CONFIDENCE:
+    # not enough to act on alone, enough to confirm a risky proposal of another kind of evidence.
+    seconds: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class Chain:
         self.gates = Gates(catalog, settings)
         self.denied_namespaces = set(settings.denied_namespaces)
         self.escalate_undecided = settings.undecided == "escalate"
+        self.seconding = settings.agreement_min_confidence
         self.observer = observer
         self._preparing: set[asyncio.Future] = set()  # held until done, so none is collected mid-way
 
@@ -95,6 +99,7 @@ class Chain:
         phases: list[Phase] = []
         suggestions: list[Suggestion] = []
         pending: _Pending | None = None
+        seconders: list[_Pending] = []  # turns that could confirm a risky proposal of another kind
         for index, step in enumerate(self.steps):
             if index + 1 < len(self.steps):
                 self._prepare(self.steps[index + 1].selector, alert)
@@ -103,6 +108,12 @@ class Chain:
             proposal, outcome, detail = turn.proposal, turn.outcome, turn.detail
             name, evidence = step.selector.name, evidence_of(step.selector)
             decision = None
+            if proposal is not None and (turn.seconds or outcome is Outcome.DECIDED):
+                seconders.append(_Pending(name, evidence, proposal, turn.parameters))
+            if pending is not None and turn.seconds and proposal is not None and pending.evidence != evidence \
+                    and _same(pending, proposal, turn.parameters):
+                decision = _second_opinion(pending, name, proposal, turn.parameters)
+                detail = f"{detail}; enough to confirm {pending.selector}, another kind of evidence"
             if outcome is Outcome.DECIDED and proposal is not None:
                 if pending is not None and pending.evidence == evidence and _same(pending, proposal, turn.parameters):
                     outcome, detail = Outcome.UNCONFIRMED, (
@@ -111,8 +122,12 @@ class Chain:
                     decision = _second_opinion(pending, name, proposal, turn.parameters)
                 elif name != STATIC and self.gates.needs_agreement(proposal.lambda_function):
                     pending = _Pending(name, evidence, proposal, turn.parameters)
-                    outcome, detail = Outcome.UNCONFIRMED, (
-                        "a risky function: waits for a selector of another kind of evidence to agree")
+                    earlier = next((s for s in seconders if s.evidence != evidence and _same(pending, s.proposal, s.parameters)), None)
+                    if earlier is not None:  # a selector of another kind, asked before, agrees
+                        decision = _second_opinion(pending, earlier.selector, earlier.proposal, earlier.parameters)
+                    else:
+                        outcome, detail = Outcome.UNCONFIRMED, (
+                            "a risky function: waits for a selector of another kind of evidence to agree")
                 else:
                     decision = Decision(
                         lambda_function=proposal.lambda_function,
@@ -183,7 +198,11 @@ class Chain:
             return Turn(proposal, Outcome.REJECTED, f"unknown lambda function {function!r}")
         threshold = max(step.threshold, self.gates.threshold(function))
         if proposal.confidence < threshold:  # still a suggestion for a human: with the labels' values, if valid
-            return Turn(proposal, Outcome.BELOW_THRESHOLD, f"confidence below {threshold}", self._valid(proposal, alert))
+            parameters = self._valid(proposal, alert)
+            seconds = (proposal.confidence >= self.seconding and self.gates.needs_agreement(function)
+                       and bool(parameters or not self.catalog.by_name[function].parameters)
+                       and self.gates.refusal(function, alert) is None)
+            return Turn(proposal, Outcome.BELOW_THRESHOLD, f"confidence below {threshold}", parameters, seconds)
         try:
             with tracing.span("validate", correlation_id=alert.correlation_id, function=function):
                 parameters = self.catalog.validate_proposal(proposal, alert, self.denied_namespaces)

@@ -50,8 +50,8 @@ class TRMSelector:
         if self.predictor is None:
             await self.start()
         prediction = await self._batcher(alert)
-        if prediction.function not in self.catalog.by_name:
-            return None
+        if prediction.function not in self.catalog.by_name or prediction.strange:
+            return None  # a model that has not seen anything like the alert has no opinion to give
         labels = ", ".join(f"{k}={v}" for k, v in prediction.parameters.items()) or "none"
         return Proposal(
             lambda_function=prediction.function,

@@ -53,6 +53,9 @@ class Prediction:
     # cosine of the alert's sentence embedding to the nearest alert name trained on (1.0 for a
     # model without embeddings): how like its training data the alert is
     familiarity: float = 1.0
+    # Nothing it learned speaks for the alert: no word of its name was in a training name, and its
+    # sentence embedding is less familiar than training's own. The selector abstains on it.
+    strange: bool = False
 
 
 class Predictor:
@@ -100,14 +103,17 @@ class Predictor:
             name = self.encoder.functions[int(functions[i])]
             logit = float(outputs.halt_logits[i])
             confidence = calibrated[i]
+            strange = False
             if self.novelty is not None and not self.familiar(alert, familiar[i]):
-                confidence = self.novelty(features(alert, name, logit, self.vocabulary, familiar[i]))
+                values = features(alert, name, logit, self.vocabulary, familiar[i])
+                confidence = self.novelty(values)
+                strange = values["known_words"] == 0 and familiar[i] < self.familiar_floor
             # A catalog overridden by config may lack a function the model knows: then nothing is copied.
             parameters = (
                 decode_parameters(alert, name, pointers[i].tolist(), enc, self.catalog)
                 if name in self.catalog.by_name else {}
             )
-            predictions.append(Prediction(name, parameters, confidence, int(steps[i]), logit, familiar[i]))
+            predictions.append(Prediction(name, parameters, confidence, int(steps[i]), logit, familiar[i], strange))
         return predictions
 
 
