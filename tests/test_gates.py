@@ -187,6 +187,25 @@ async def test_two_selectors_on_one_kind_of_evidence_confirm_nothing() -> None:
     assert "rules agrees" in with_rules.reasoning
 
 
+class Unsure(Says):
+    """Sure of its answer, but on an input unlike what it learned from."""
+
+    async def select(self, alert: Alert) -> Proposal | None:
+        proposal = await super().select(alert)
+        return proposal.model_copy(update={"familiar": False}) if proposal else None
+
+
+async def test_a_selector_on_an_unfamiliar_input_decides_but_never_vetoes() -> None:
+    vetoed = await chain(Says("rag", "pod-restart"), Says("trm", "escalate"), Says("rules", "pod-restart")).decide(CRASH)
+    guessed = await chain(Says("rag", "pod-restart"), Unsure("trm", "escalate"), Says("rules", "pod-restart")).decide(CRASH)
+    alone = await chain(Unsure("trm", "escalate"), Says("rules", "pod-restart")).decide(CRASH)
+
+    assert (vetoed.lambda_function, vetoed.escalation) == ("escalate", Escalation.DISAGREEMENT)
+    assert (guessed.lambda_function, guessed.method) == ("pod-restart", "rag")
+    assert guessed.phases[1].outcome is Outcome.ABSTAINED and "no veto" in guessed.phases[1].detail
+    assert (alone.lambda_function, alone.method) == ("escalate", "trm")
+
+
 async def test_a_disagreement_on_one_kind_of_evidence_still_escalates() -> None:
     rag = of_kind(EvidenceKind.EMBEDDING_NEIGHBOURS, Says("rag", "pod-restart"))
     fewshot = of_kind(EvidenceKind.EMBEDDING_NEIGHBOURS, Says("fewshot", "escalate"))

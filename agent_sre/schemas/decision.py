@@ -54,6 +54,9 @@ class Proposal(BaseModel):
     confidence: float = Field(ge=0.0, le=1.0)
     reasoning: str = ""
     iterations: int | None = None  # recursive selectors report the steps they used
+    # False when the selector knows the alert is unlike what it learned from: its answer may still
+    # decide, but it cannot overrule another selector's proposal (no veto from a guess).
+    familiar: bool = True
 
 
 class Phase(BaseModel):

@@ -118,6 +118,9 @@ class Chain:
                 if pending is not None and pending.evidence == evidence and _same(pending, proposal, turn.parameters):
                     outcome, detail = Outcome.UNCONFIRMED, (
                         f"rests on the same kind of evidence as {pending.selector} ({evidence}): cannot confirm it")
+                elif pending is not None and not proposal.familiar and not _same(pending, proposal, turn.parameters):
+                    outcome, detail = Outcome.ABSTAINED, (
+                        f"disagrees with {pending.selector}, but on an input unlike what it learned from: no veto")
                 elif pending is not None:
                     decision = _second_opinion(pending, name, proposal, turn.parameters)
                 elif name != STATIC and self.gates.needs_agreement(proposal.lambda_function):

@@ -60,6 +60,7 @@ class TRMSelector:
             reasoning=f"TRM chose {prediction.function} after {prediction.steps} supervision step(s); "
             f"parameters copied from the alert's labels: {labels}",
             iterations=prediction.steps,
+            familiar=prediction.like_training,
         )
 
     def _predict(self, alerts: list[Alert]) -> list[Prediction]:

@@ -56,6 +56,7 @@ class Prediction:
     # Nothing it learned speaks for the alert: no word of its name was in a training name, and its
     # sentence embedding is less familiar than training's own. The selector abstains on it.
     strange: bool = False
+    like_training: bool = True  # its sentence embedding is as familiar as training's own (any name)
 
 
 class Predictor:
@@ -113,7 +114,8 @@ class Predictor:
                 decode_parameters(alert, name, pointers[i].tolist(), enc, self.catalog)
                 if name in self.catalog.by_name else {}
             )
-            predictions.append(Prediction(name, parameters, confidence, int(steps[i]), logit, familiar[i], strange))
+            predictions.append(Prediction(name, parameters, confidence, int(steps[i]), logit, familiar[i], strange,
+                                          familiar[i] >= self.familiar_floor))
         return predictions
 
 
