@@ -195,8 +195,8 @@ async def test_purge_removes_only_the_matching_ones(settings: Settings) -> None:
 
 
 async def test_the_worker_dead_letters_a_replayed_alert_again_with_its_count(broker_settings: Settings, tmp_path: Path) -> None:
-    # Given a real worker whose selectors cannot decide on this alert
-    worker = Worker(broker_settings, audit=AuditLog(tmp_path / "audit.jsonl"))
+    # Given a real worker whose selectors cannot decide on this alert, set to dead-letter what is undecided
+    worker = Worker(broker_settings.model_copy(update={"undecided": "dead-letter"}), audit=AuditLog(tmp_path / "audit.jsonl"))
     await worker.start()
     try:
         async with dlq.open_channel(broker_settings) as channel:

@@ -494,11 +494,11 @@ async def test_the_default_chain_decides_with_its_model_selectors(start_worker, 
 
     [trigger] = await harness.triggers(1, timeout_s=60)
     data = orjson.loads(trigger.body)
-    assert data["lambda_function"] == "scale-pod" and data["triggered_by"] == "trm"
+    assert data["lambda_function"] == "scale-pod" and data["triggered_by"] == "rag"
     assert data["parameters"] == {"name": labels["pod"], "namespace": "shop"}
     [record] = harness.audit()
-    # scale-pod is a medium-risk function: trm proposes it, and a second selector must agree.
+    # scale-pod is a medium-risk function: rag proposes it, and a selector of another kind must agree.
     phases = record["decision"]["phases"]
     assert [(p["selector"], p["outcome"]) for p in phases[:3]] == [
-        ("static", "abstained"), ("known", "abstained"), ("trm", "unconfirmed")]
-    assert (phases[-1]["outcome"], phases[-1]["lambda_function"]) == ("decided", "scale-pod")
+        ("static", "abstained"), ("known", "abstained"), ("rag", "unconfirmed")]
+    assert (phases[-1]["selector"], phases[-1]["outcome"], phases[-1]["lambda_function"]) == ("trm", "decided", "scale-pod")
