@@ -107,38 +107,9 @@ class Chain:
             turn = await self._try(step, alert)
             proposal, outcome, detail = turn.proposal, turn.outcome, turn.detail
             name, evidence = step.selector.name, evidence_of(step.selector)
-            decision = None
             if proposal is not None and (turn.seconds or outcome is Outcome.DECIDED):
                 seconders.append(_Pending(name, evidence, proposal, turn.parameters))
-            if pending is not None and turn.seconds and proposal is not None and pending.evidence != evidence \
-                    and _same(pending, proposal, turn.parameters):
-                decision = _second_opinion(pending, name, proposal, turn.parameters)
-                detail = f"{detail}; enough to confirm {pending.selector}, another kind of evidence"
-            if outcome is Outcome.DECIDED and proposal is not None:
-                if pending is not None and pending.evidence == evidence and _same(pending, proposal, turn.parameters):
-                    outcome, detail = Outcome.UNCONFIRMED, (
-                        f"rests on the same kind of evidence as {pending.selector} ({evidence}): cannot confirm it")
-                elif pending is not None and not proposal.familiar and not _same(pending, proposal, turn.parameters):
-                    outcome, detail = Outcome.ABSTAINED, (
-                        f"disagrees with {pending.selector}, but on an input unlike what it learned from: no veto")
-                elif pending is not None:
-                    decision = _second_opinion(pending, name, proposal, turn.parameters)
-                elif name != STATIC and self.gates.needs_agreement(proposal.lambda_function):
-                    pending = _Pending(name, evidence, proposal, turn.parameters)
-                    earlier = next((s for s in seconders if s.evidence != evidence and _same(pending, s.proposal, s.parameters)), None)
-                    if earlier is not None:  # a selector of another kind, asked before, agrees
-                        decision = _second_opinion(pending, earlier.selector, earlier.proposal, earlier.parameters)
-                    else:
-                        outcome, detail = Outcome.UNCONFIRMED, (
-                            "a risky function: waits for a selector of another kind of evidence to agree")
-                else:
-                    decision = Decision(
-                        lambda_function=proposal.lambda_function,
-                        parameters=turn.parameters,
-                        confidence=proposal.confidence,
-                        method=name,
-                        reasoning=proposal.reasoning,
-                    )
+            outcome, detail, decision, pending = self._agree(turn, name, evidence, pending, seconders)
             if proposal is not None and proposal.lambda_function in self.catalog.by_name and outcome is not Outcome.DECIDED:
                 suggestions.append(Suggestion(
                     lambda_function=proposal.lambda_function, parameters=turn.parameters,
@@ -180,6 +151,39 @@ class Chain:
             escalation=Escalation.UNDECIDED,
             suggestions=suggestions,
         )
+
+    def _agree(
+        self, turn: Turn, name: str, evidence: str, pending: _Pending | None, seconders: list[_Pending]
+    ) -> tuple[Outcome, str | None, Decision | None, _Pending | None]:
+        """What one turn comes to beside the others: a decision, a risky proposal left pending for a
+        second kind of evidence, its confirmation (or a veto), or nothing yet. Returns the turn's
+        outcome and detail as the phase shows them, the decision if any, and what is pending now."""
+        proposal, outcome, detail = turn.proposal, turn.outcome, turn.detail
+        if proposal is None:
+            return outcome, detail, None, pending
+        same = pending is not None and _same(pending, proposal, turn.parameters)
+        if pending is not None and turn.seconds and pending.evidence != evidence and same:
+            detail = f"{detail}; enough to confirm {pending.selector}, another kind of evidence"
+            return outcome, detail, _second_opinion(pending, name, proposal, turn.parameters), pending
+        if outcome is not Outcome.DECIDED:
+            return outcome, detail, None, pending
+        if pending is not None and pending.evidence == evidence and same:
+            return Outcome.UNCONFIRMED, (
+                f"rests on the same kind of evidence as {pending.selector} ({evidence}): cannot confirm it"), None, pending
+        if pending is not None and not proposal.familiar and not same:
+            return Outcome.ABSTAINED, (
+                f"disagrees with {pending.selector}, but on an input unlike what it learned from: no veto"), None, pending
+        if pending is not None:
+            return outcome, detail, _second_opinion(pending, name, proposal, turn.parameters), pending
+        if name != STATIC and self.gates.needs_agreement(proposal.lambda_function):
+            pending = _Pending(name, evidence, proposal, turn.parameters)
+            earlier = next((s for s in seconders if s.evidence != evidence and _same(pending, s.proposal, s.parameters)), None)
+            if earlier is not None:  # a selector of another kind, asked before, agrees
+                return outcome, detail, _second_opinion(pending, earlier.selector, earlier.proposal, earlier.parameters), pending
+            return Outcome.UNCONFIRMED, "a risky function: waits for a selector of another kind of evidence to agree", None, pending
+        decision = Decision(lambda_function=proposal.lambda_function, parameters=turn.parameters,
+                            confidence=proposal.confidence, method=name, reasoning=proposal.reasoning)
+        return outcome, detail, decision, pending
 
     async def _try(self, step: Step, alert: Alert) -> Turn:
         try:
