@@ -83,6 +83,7 @@ def calibrate_command(
     from fold models scored on the source projects they were trained without. For a fold model itself,
     fit on the other folds only (--cross), or its benchmark would be scored on what it was calibrated on."""
     from ..trm import novelty
+    from ..trm.answers import held_out_answers
     from ..trm.export import CONFIG, SHIPPED_DIR, has_model
 
     folds: dict[str, Path] = {}
@@ -102,7 +103,7 @@ def calibrate_command(
              f"fit its map on the other fold only")
     catalog = _catalog()
     try:
-        answers = {fold: novelty.held_out_answers(fold, directory, catalog) for fold, directory in folds.items()}
+        answers = {fold: held_out_answers(fold, directory, catalog) for fold, directory in folds.items()}
         maps = {target: (novelty.fit(list(answers.values())), folds)}
         if cross:
             for fold, directory in folds.items():

@@ -1,15 +1,16 @@
-"""Novelty: how far to trust the TRM on an alert name it never trained on.
+"""Novelty: how far to trust the TRM on an alert unlike its training data.
 
 The halting head's temperature is fitted on val, whose names are the training names. On a project
 the model never saw it is as sure of a wrong answer as of a right one: trained without a fold of
 source projects and scored on exactly those, its ECE was 0.09 to 0.16, mostly alerts read as a
-confident `escalate` that a function fits. Then the chain stops before rag or fewshot can answer.
+confident `escalate` that a function fits.
 
-So an unseen name's confidence comes from a second map: a logistic over the halting logit, the
-share of the name's words that training names used, and whether the answer is `escalate`. It is
-fitted on held-out real sources, never on the model's own training data: each fold model is scored
-on its fold's held-out lines (`agent-sre trm calibrate --on FOLD=DIR`). A fold model takes its
-map from the other fold, so the benchmark stays honest; the shipped model takes it from both.
+So such an alert's confidence comes from a second map: a logistic over the halting logit, the
+share of the name's words that training names used, whether the answer is `escalate`, and how
+familiar the alert's sentence embedding is (`predict.py`). It is fitted on held-out real sources,
+never on the model's own training data: each fold model is scored on its fold's held-out lines
+(`answers.py`, `agent-sre trm calibrate --on FOLD=DIR`). A fold model takes its map from the other
+folds (`--cross`), so the benchmark stays honest; the shipped model takes it from all of them.
 The draws differ from the benchmark's: another seed and the training value pools.
 """
 
@@ -19,8 +20,6 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..knowledge.real import expected_answer, load_real_alerts, real_examples
-from ..knowledge.sources import held_out
 from ..retrieval.calibration import Logistic, fit_logistic
 from ..schemas.alert import Alert
 from ..schemas.catalog import ESCALATE, Catalog
@@ -48,24 +47,6 @@ def features(
 
 
 Answers = tuple[list[dict[str, float]], list[bool]]  # the map's features per alert, and whether it was right
-
-
-def held_out_answers(fold: str, directory: Path, catalog: Catalog, per_alert: int = 2) -> Answers:
-    """A fold model's answers to its fold's held-out lines (the unfamiliar ones: the map's to judge)."""
-    from .predict import Predictor  # the predictor reads this module's map
-
-    rows: list[dict[str, float]] = []
-    right: list[bool] = []
-    predictor = Predictor.load(catalog, directory, novelty=False)
-    _, test = held_out(load_real_alerts(), fold)
-    examples = real_examples(test, per_alert, CALIBRATION_SEED, pools="train")
-    for example, prediction in zip(examples, predictor.predict([e.alert for e in examples])):
-        if predictor.familiar(example.alert, prediction.familiarity):
-            continue
-        rows.append(features(example.alert, prediction.function, prediction.halt_logit, predictor.vocabulary,
-                             prediction.familiarity))
-        right.append((prediction.function, prediction.parameters) == expected_answer(example, catalog))
-    return rows, right
 
 
 def fit(answers: list[Answers]) -> Logistic:
