@@ -45,24 +45,38 @@ class BertConfig:
                    raw["intermediate_size"], raw["max_position_embeddings"], float(raw["layer_norm_eps"]))
 
 
-def mapped_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """Every tensor of a safetensors file as a view of one copy-on-write memory map (no read, no copy).
+class SafetensorsFile:
+    """The tensors of a safetensors file, by name: mapped (no read, no copy) or read into memory.
 
     The format: an 8-byte little-endian header length, a JSON header naming each tensor's dtype,
     shape and byte range, then the data.
     """
-    with path.open("rb") as stream:
-        length = int.from_bytes(stream.read(8), "little")
-        header = json.loads(stream.read(length))
-    data = np.memmap(path, dtype=np.uint8, mode="c", offset=8 + length)
-    tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        start, end = info["data_offsets"]
-        array = data[start:end].view(_NUMPY_DTYPES[info["dtype"]]).reshape(info["shape"])
-        tensors[name] = torch.from_numpy(array)
-    return tensors
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with path.open("rb") as stream:
+            length = int.from_bytes(stream.read(8), "little")
+            self.header = json.loads(stream.read(length))
+        self.start = 8 + length
+        self._map: np.memmap | None = None
+
+    def _layout(self, name: str) -> tuple[np.dtype, list[int], int, int]:
+        info = self.header[name]
+        begin, end = info["data_offsets"]
+        return np.dtype(_NUMPY_DTYPES[info["dtype"]]), info["shape"], begin, end
+
+    def mapped(self, name: str) -> torch.Tensor:
+        """A view of the file (copy-on-write): only the pages a computation touches become resident."""
+        dtype, shape, begin, end = self._layout(name)
+        if self._map is None:
+            self._map = np.memmap(self.path, dtype=np.uint8, mode="c", offset=self.start)
+        return torch.from_numpy(self._map[begin:end].view(dtype).reshape(shape))
+
+    def read(self, name: str) -> torch.Tensor:
+        """A private copy, read with a plain read: nothing of the file stays mapped or resident."""
+        dtype, shape, begin, end = self._layout(name)
+        array = np.fromfile(self.path, dtype=dtype, count=(end - begin) // dtype.itemsize, offset=self.start + begin)
+        return torch.from_numpy(array.reshape(shape))
 
 
 class MiniLM:
@@ -71,13 +85,14 @@ class MiniLM:
     def __init__(self, directory: Path, dtype: torch.dtype = torch.float32) -> None:
         self.config = config = BertConfig.from_file(directory / "config.json")
         self.dtype = dtype
-        weights = mapped_tensors(directory / "model.safetensors")
+        weights = SafetensorsFile(directory / "model.safetensors")
 
         def take(name: str) -> torch.Tensor:
-            return weights[name].to(dtype)  # no copy in fp32: the mapped file itself
+            # fp32: the mapped file itself; bf16: read, cast, and the fp32 copy freed at once
+            return weights.mapped(name) if dtype == torch.float32 else weights.read(name).to(dtype)
 
         prefix = "embeddings."
-        self.word = weights[prefix + "word_embeddings.weight"]  # (V, C) fp32, mapped; rows cast on lookup
+        self.word = weights.mapped(prefix + "word_embeddings.weight")  # (V, C) fp32; rows cast on lookup
         self.token_type = take(prefix + "token_type_embeddings.weight")[0]  # (C,) every token is type 0
         self.position = take(prefix + "position_embeddings.weight")  # (P, C)
         self.norm = (take(prefix + "LayerNorm.weight"), take(prefix + "LayerNorm.bias"))
