@@ -66,7 +66,8 @@ class Embedder:
         # Counted so that tests can see a cache hit re-embed nothing, and a burst share a pass.
         self.texts_encoded = self.passes = 0
         self._torch = torch
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held for a forward pass
+        self._memory = threading.Lock()  # held only while the recent texts are read or written
         self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -77,16 +78,31 @@ class Embedder:
         with self._lock:
             if len(texts) > SMALL_BATCH:  # building an index: nothing to remember
                 return self._encode(texts)
-            missing = list(dict.fromkeys(t for t in texts if t not in self._recent))
-            if missing:
-                for text, row in zip(missing, self._encode(missing)):
+            with self._memory:
+                missing = list(dict.fromkeys(t for t in texts if t not in self._recent))
+            computed = self._encode(missing) if missing else ()
+            with self._memory:
+                for text, row in zip(missing, computed):
                     self._recent[text] = row.copy()
-            rows = [self._recent[text] for text in texts]
-            for text in texts:
-                self._recent.move_to_end(text)
-            while len(self._recent) > RECENT_TEXTS:
-                self._recent.popitem(last=False)
+                rows = [self._recent[text] for text in texts]
+                for text in texts:
+                    self._recent.move_to_end(text)
+                while len(self._recent) > RECENT_TEXTS:
+                    self._recent.popitem(last=False)
         return np.stack(rows)
+
+    def recent(self, text: str) -> np.ndarray | None:
+        """The vector of `text` if it was embedded lately, else None; never waits for a pass.
+
+        rag and fewshot ask this on the event loop first: when the alert was embedded already (by
+        `prepare` on the side thread, by the TRM, or by the other selector), ranking it is a
+        fraction of a millisecond, cheaper than a hop to the model thread and its batch window.
+        """
+        with self._memory:
+            row = self._recent.get(text)
+            if row is not None:
+                self._recent.move_to_end(text)
+        return row
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         torch = self._torch

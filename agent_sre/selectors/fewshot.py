@@ -181,6 +181,10 @@ class FewShotSelector:
         if self.examples is None:
             await self.start()
         self._look_at_the_audit()
+        assert self.embedder is not None and self.examples is not None
+        vector = self.embedder.recent(alert_text(alert))
+        if vector is not None:  # embedded already (rag, prepare, the TRM): vote here, no thread hop
+            return self.propose(alert, self.examples.vote(vector, self.k))
         return self.propose(alert, await self._batch(alert))
 
     async def close(self) -> None:

@@ -100,6 +100,11 @@ class RagSelector:
     async def select(self, alert: Alert) -> Proposal | None:
         if self.index is None:
             await self.start()
+        assert self.embedder is not None and self.index is not None
+        text = alert_text(alert)
+        vector = self.embedder.recent(text)
+        if vector is not None:  # embedded already (prepare, the TRM): rank here, no thread hop
+            return self.propose(alert, self.index.rank(text, vector))
         return self.propose(alert, await self._batch(alert))
 
     async def close(self) -> None:
