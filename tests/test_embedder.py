@@ -69,13 +69,18 @@ def test_embedding_imports_no_transformers() -> None:
     assert out.stdout.split() == ["False", "False"]
 
 
-def test_sequences_come_in_a_few_lengths_only() -> None:
-    # Every new length costs the bf16 kernels memory for the life of the process: lengths are padded
-    embedder = shared_embedder()
+def test_queries_come_in_a_few_lengths_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every new length costs the bf16 kernels memory for the life of the process: queries are padded
+    embedder = Embedder()
+    lengths: list[int] = []
+    model = embedder.model
+    monkeypatch.setattr(embedder, "model", lambda ids, mask: lengths.append(ids.shape[1]) or model(ids, mask))
     texts = [" ".join(["disk"] * n) for n in range(1, 120)]
-    lengths = {len(embedder.tokenizer.encode_batch([text])[0].ids) for text in texts}
-    assert lengths == {16, 32, 48, 64, 80, 96, 112, 128}
-    # and padding changes no vector: one text alone equals it in a batch of longer ones
-    alone = embedder._encode([texts[3]])
-    among = embedder._encode([texts[3], texts[100], texts[50]])[0]
-    assert float(alone[0] @ among) >= SAME
+    for text in texts:
+        embedder.encode([text])
+    assert set(lengths) == {16, 32, 48, 64, 80, 96, 112, 128}
+    # and padding changes no vector: the query alone equals it in a build padded to its longest
+    lengths.clear()
+    built = embedder.encode(texts)  # one build: padded to its longest text, in batches
+    assert set(lengths) == {len(embedder.tokenizer.encode(texts[63]).ids), len(embedder.tokenizer.encode(texts[-1]).ids)}
+    assert float(embedder.encode([texts[3]])[0] @ built[3]) >= SAME

@@ -27,10 +27,11 @@ SMALL_BATCH = 8
 # rag and fewshot embed the same text of the same alert: the second asks for what the first just
 # computed. A small memory of recent texts answers it without a second forward pass.
 RECENT_TEXTS = 256
-# Sequences are padded to a multiple of this many tokens. Every new length costs the bf16 matmul
+# Queries are padded to a multiple of this many tokens. Every new length costs the bf16 matmul
 # library (oneDNN) new kernels, kept for the life of the process: 49 lengths in 300 real alerts
 # grew the worker by 160 MiB, and each first sight of a length cost a compile in a decision.
 # Padding (masked, so the vectors move by under 5e-5 in cosine) bounds them to 16 lengths.
+# Builds (the shipped vectors, a fold's examples) pad to their longest text, as before.
 LENGTH_STEP = 16
 # The precisions the model runs in; the model id names the one its vectors came from.
 PRECISIONS = {"fp32": lambda torch: torch.float32, "bf16": lambda torch: torch.bfloat16}
@@ -59,7 +60,7 @@ class Embedder:
         except (OSError, ValueError, KeyError) as exc:
             raise ConfigError(f"embedding model in {directory} cannot be loaded: {exc}") from exc
         self.tokenizer.enable_truncation(MAX_TOKENS)
-        self.tokenizer.enable_padding(pad_to_multiple_of=LENGTH_STEP)
+        self.tokenizer.no_padding()  # tokenizer.json pads to 128; the padding is ours (`_forward`)
         self.precision = precision
         self.model_id = model_id(precision)
         self.dimension = self.model.config.hidden
@@ -111,19 +112,26 @@ class Embedder:
             if len(texts) <= SMALL_BATCH:
                 torch.set_num_threads(1)
             try:
-                rows = [self._forward(texts[start : start + BATCH_SIZE]) for start in range(0, len(texts), BATCH_SIZE)]
+                # Queries come in steps of LENGTH_STEP; a build (one pass, hundreds of texts) pads to its longest.
+                step = LENGTH_STEP if len(texts) <= SMALL_BATCH else 1
+                rows = [self._forward(texts[start : start + BATCH_SIZE], step) for start in range(0, len(texts), BATCH_SIZE)]
             finally:
                 torch.set_num_threads(threads)
             self.texts_encoded += len(texts)
             self.passes += 1
         return np.concatenate(rows).astype(np.float32, copy=False)
 
-    def _forward(self, texts: list[str]) -> np.ndarray:
+    def _forward(self, texts: list[str], step: int) -> np.ndarray:
         torch = self._torch
-        encodings = self.tokenizer.encode_batch(texts)
-        ids = torch.tensor([e.ids for e in encodings])  # (B, T)
-        mask = torch.tensor([e.attention_mask for e in encodings], dtype=torch.bool)  # (B, T)
-        hidden = self.model(ids, None if bool(mask.all()) else mask).float()  # (B, T, C), T a multiple of LENGTH_STEP
+        encodings = [e.ids for e in self.tokenizer.encode_batch(texts)]
+        longest = max(len(ids) for ids in encodings)
+        length = min(-(-longest // step) * step, MAX_TOKENS)
+        ids = torch.zeros((len(texts), length), dtype=torch.long)  # (B, T), 0 is [PAD]
+        mask = torch.zeros((len(texts), length), dtype=torch.bool)  # (B, T)
+        for row, tokens in enumerate(encodings):
+            ids[row, : len(tokens)] = torch.tensor(tokens)
+            mask[row, : len(tokens)] = True
+        hidden = self.model(ids, None if bool(mask.all()) else mask).float()  # (B, T, C)
         weights = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
         pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)  # (B, C)
         return torch.nn.functional.normalize(pooled, dim=-1).numpy()
