@@ -31,7 +31,7 @@ RECENT_TEXTS = 256
 # library (oneDNN) new kernels, kept for the life of the process: 49 lengths in 300 real alerts
 # grew the worker by 160 MiB, and each first sight of a length cost a compile in a decision.
 # Padding (masked, so the vectors move by under 5e-5 in cosine) bounds them to 16 lengths.
-# Builds (the shipped vectors, a fold's examples) pad to their longest text, as before.
+# Builds (more than BATCH_SIZE texts) pad to their longest text, as before.
 LENGTH_STEP = 16
 # The precisions the model runs in; the model id names the one its vectors came from.
 PRECISIONS = {"fp32": lambda torch: torch.float32, "bf16": lambda torch: torch.bfloat16}
@@ -112,8 +112,9 @@ class Embedder:
             if len(texts) <= SMALL_BATCH:
                 torch.set_num_threads(1)
             try:
-                # Queries come in steps of LENGTH_STEP; a build (one pass, hundreds of texts) pads to its longest.
-                step = LENGTH_STEP if len(texts) <= SMALL_BATCH else 1
+                # Queries and a storm's batches come in steps of LENGTH_STEP; a build (hundreds of
+                # texts: the shipped vectors, a fold's examples) pads each batch to its longest.
+                step = 1 if len(texts) > BATCH_SIZE else LENGTH_STEP
                 rows = [self._forward(texts[start : start + BATCH_SIZE], step) for start in range(0, len(texts), BATCH_SIZE)]
             finally:
                 torch.set_num_threads(threads)
