@@ -121,10 +121,15 @@ class MiniLM:
         x = F.embedding(ids, self.word).to(self.dtype) + self.token_type  # (B, T, C)
         x = x + self.position[:T]
         x = F.layer_norm(x, (C,), *self.norm, eps=config.eps)
-        # SDPA's boolean mask: True where a query may attend; padding keys are masked out
-        attend = mask[:, None, None, :] if mask is not None else None  # (B, 1, 1, T)
+        # One sequence: its padding keys are cut off, so attention runs unmasked over exactly the
+        # real tokens, as without padding (a mask takes another kernel, whose bf16 rounding moved
+        # vectors by 5e-5 and flipped a few borderline fewshot confidences). Several sequences:
+        # SDPA's boolean mask, True where a query may attend.
+        keys = int(mask[0].sum()) if mask is not None and B == 1 else T
+        attend = mask[:, None, None, :] if mask is not None and B > 1 else None  # (B, 1, 1, T)
         for qkv, out, norm1, up, down, norm2 in self.blocks:
             q, k, v = F.linear(x, *qkv).view(B, T, 3, H, C // H).permute(2, 0, 3, 1, 4)  # 3 × (B, H, T, D)
+            k, v = k[:, :, :keys], v[:, :, :keys]  # (B, H, keys, D)
             attended = F.scaled_dot_product_attention(q, k, v, attn_mask=attend)  # (B, H, T, D)
             attended = attended.transpose(1, 2).reshape(B, T, C)
             x = F.layer_norm(F.linear(attended, *out) + x, (C,), *norm1, eps=config.eps)
