@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent_sre.retrieval.embedder import shared_embedder
+from agent_sre.retrieval.text import alert_text
 from agent_sre.schemas.alert import Alert
 from agent_sre.schemas.catalog import Catalog, load_catalog
 from agent_sre.selectors.chain import Chain
@@ -143,8 +144,10 @@ async def test_a_burst_of_alerts_shares_embedding_passes(rag: RagSelector) -> No
     import asyncio
 
     embedder = shared_embedder()
-    alerts = [_alert("KubePodCrashLooping", pod=f"web-{i}", namespace="apps") if i % 2 else
-              _alert("KubePersistentVolumeFillingUp", persistentvolumeclaim=f"data-{i}", namespace="apps")
+    # texts no other test embedded (a summary of its own each), so none is in the embedder's memory
+    alerts = [_alert("KubePodCrashLooping", {"summary": f"pod web-{i} restarts"}, pod=f"web-{i}", namespace="apps")
+              if i % 2 else _alert("KubePersistentVolumeFillingUp", {"summary": f"volume data-{i} fills up"},
+                                   persistentvolumeclaim=f"data-{i}", namespace="apps")
               for i in range(12)]
     before, passes = embedder.texts_encoded, embedder.passes
     proposals = await asyncio.gather(*(rag.select(alert) for alert in alerts))
@@ -167,3 +170,14 @@ async def test_rag_and_fewshot_on_one_alert_share_its_embedding(rag: RagSelector
     await fewshot.select(alert)
 
     assert (embedder.texts_encoded - before, embedder.passes - passes) == (1, 1)
+
+
+async def test_an_alert_embedded_already_is_ranked_alike_without_a_pass(rag: RagSelector) -> None:
+    embedder = shared_embedder()
+    alert = _alert("InlineRankProbeCrashLooping", pod="api-1", namespace="apps")  # a text no test embeds
+    assert embedder.recent(alert_text(alert)) is None
+    first = await rag.select(alert)  # embedded on the model thread
+    passes = embedder.passes
+    again = await rag.select(alert)  # found in the embedder's memory: ranked on the loop
+    assert embedder.passes == passes
+    assert again == first and again is not None

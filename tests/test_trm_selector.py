@@ -182,7 +182,9 @@ async def test_every_model_runs_on_the_one_model_thread(catalog, tmp_path):
 
     trm.predictor.predict = recorded(trm.predictor.predict)
     rag.embedder.encode = recorded(rag.embedder.encode)
-    proposals = await asyncio.gather(trm.select(Alert(labels=CRASH)), rag.select(Alert(labels=FLUX)),
+    # a text no other test embedded: rag ranks an alert embedded already on the loop, with no model
+    unembedded = Alert(labels=FLUX, annotations={"summary": "the one-model-thread probe"})
+    proposals = await asyncio.gather(trm.select(Alert(labels=CRASH)), rag.select(unembedded),
                                      trm.select(Alert(labels=UNSEEN_CRASH)))
     assert all(p is not None for p in proposals)
     assert len(threads) >= 2 and len(set(threads)) == 1 and threading.get_ident() not in threads

@@ -12,6 +12,16 @@ from .text import tokenize
 TEMPERATURE = 0.05  # softmax over similarities: a clearly closer neighbour outweighs several far ones
 
 
+def cosines(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """(N, C) unit rows against one (C,) unit vector: (N,) cosine similarities.
+
+    Not `vectors @ query`: numpy hands that to OpenBLAS, whose threads, woken for a product this
+    small, waited for a busy core: on the 2-core machine under load a vote took 5 ms on average and
+    up to 16 ms, against 0.2 ms here (einsum's own loop, one thread).
+    """
+    return np.einsum("ij,j->i", vectors, query)
+
+
 @dataclass(frozen=True)
 class LabelledText:
     text: str
@@ -52,7 +62,7 @@ class ExampleSet:
         """The weighted majority of the k closest examples; None when there are none."""
         if not self.examples:
             return None
-        similarity = self.vectors @ query_vector  # (N,)
+        similarity = cosines(self.vectors, query_vector)  # (N,)
         k = min(k, len(self.examples))
         nearest = np.argpartition(-similarity, k - 1)[:k]
         nearest = nearest[np.argsort(-similarity[nearest])]

@@ -17,6 +17,7 @@ import numpy as np
 from ..schemas.catalog import Catalog
 from ..knowledge.runbook import AlertPattern, RunbookEntry
 from .bm25 import BM25
+from .neighbours import cosines
 from .text import split_words, tokenize
 
 LEXICAL_WEIGHT = 0.35  # the rest is cosine similarity; tuned on the generator's val split
@@ -71,7 +72,7 @@ class RunbookIndex:
 
     def rank(self, query_text: str, query_vector: np.ndarray) -> list[FunctionScore]:
         """Every function with a chunk, best first."""
-        cosine = self.vectors @ query_vector  # (N,)
+        cosine = cosines(self.vectors, query_vector)  # (N,)
         lexical = self.bm25.scores(tokenize(query_text))
         top = lexical.max(initial=0.0)
         lexical = lexical / top if top > 0 else lexical

@@ -4,8 +4,8 @@ The examples are the generator's training split (alerts expanded from the runboo
 names) plus the confirmed past decisions in the audit log, read in `start()` and read again, on
 the model thread, when the log has changed and `refresh_s` has passed since the last look: a
 running worker learns a decision that worked within minutes, not at its next restart. Their
-embeddings are cached on disk like rag's (the audit's new ones in memory until a restart). A
-neighbour lends only its function, never its values: parameters come from `catalog.resolve` on the alert at hand. Confidence is a logistic map of the
+embeddings are shipped with the package or cached on disk like rag's (the audit's new ones in
+memory until a restart). A neighbour lends only its function, never its values: parameters come from `catalog.resolve` on the alert at hand. Confidence is a logistic map of the
 vote's agreement and margin and of how similar the neighbours are, fitted on the val split, and
 never more than the agreement itself: the val split has few split votes, so the fit alone can
 score a 2-2 tie above the chain's threshold.
@@ -90,7 +90,7 @@ class FewShotSelector:
         embedder = shared_embedder()
         self._audit_seen = _stamp(self.audit_log)
         groups = {
-            "fewshot-train": self._training_examples(),
+            "fewshot-train": self.training_examples(),
             "fewshot-audit": confirmed_examples(self.audit_log, self.catalog),
         }
         if extra:
@@ -145,7 +145,8 @@ class FewShotSelector:
             self._refreshing = asyncio.ensure_future(compute.run(self.refresh_audit))
             self._refreshing.add_done_callback(_report)
 
-    def _training_examples(self) -> list[LabelledText]:
+    def training_examples(self) -> list[LabelledText]:
+        """The runbook's generated alerts and the real-alert knowledge's, as labelled texts."""
         if self.per_pattern <= 0:
             return []
         entries = {f: e for f, e in load_runbook(self.runbook_path).items() if f in self.catalog.by_name}
@@ -180,6 +181,10 @@ class FewShotSelector:
         if self.examples is None:
             await self.start()
         self._look_at_the_audit()
+        assert self.embedder is not None and self.examples is not None
+        vector = self.embedder.recent(alert_text(alert))
+        if vector is not None:  # embedded already (rag, prepare, the TRM): vote here, no thread hop
+            return self.propose(alert, self.examples.vote(vector, self.k))
         return self.propose(alert, await self._batch(alert))
 
     async def close(self) -> None:

@@ -1,7 +1,7 @@
 """`rag`: hybrid retrieval over the runbook picks the function; the catalog fills its parameters.
 
-The runbook is indexed once in `start()` (its chunk embeddings cached on disk, keyed by their
-text), and each alert costs one embedding, computed in a worker thread; alerts that arrive
+The runbook is indexed once in `start()` (its chunk embeddings shipped with the package, or
+cached on disk, keyed by their text), and each alert costs one embedding, computed in a worker thread; alerts that arrive
 together share one batch. Retrieval only names a function: its parameters come from
 `catalog.resolve`, i.e. from the alert's own labels, never from the runbook or from annotation
 text. Confidence is a logistic map of the best fused score, its cosine and BM25 parts, the margin
@@ -19,7 +19,7 @@ from ..retrieval.batcher import MicroBatcher
 from ..retrieval.cache import VectorCache
 from ..retrieval.calibration import Logistic
 from ..retrieval.embedder import Embedder, shared_embedder
-from ..retrieval.runbook_index import FunctionScore, RunbookIndex, runbook_chunks
+from ..retrieval.runbook_index import Chunk, FunctionScore, RunbookIndex, runbook_chunks
 from ..retrieval.text import alert_text, known_share
 from ..schemas.alert import Alert
 from ..schemas.catalog import Catalog
@@ -61,10 +61,13 @@ class RagSelector:
             if self.index is None:
                 await compute.run(self.load)
 
+    def chunks(self) -> list[Chunk]:
+        """What the index holds: one chunk per runbook alert name of a catalog function."""
+        return runbook_chunks(load_runbook(self.runbook_path), self.catalog)
+
     def load(self) -> None:
         """Load the model and index the runbook (blocking)."""
-        entries = load_runbook(self.runbook_path)
-        chunks = runbook_chunks(entries, self.catalog)
+        chunks = self.chunks()
         embedder = shared_embedder()
         vectors = self.cache.load_or_build(CACHE_KIND, [c.text for c in chunks], embedder.model_id, embedder.encode)
         self.embedder, self.index = embedder, RunbookIndex(chunks, vectors)
@@ -97,6 +100,11 @@ class RagSelector:
     async def select(self, alert: Alert) -> Proposal | None:
         if self.index is None:
             await self.start()
+        assert self.embedder is not None and self.index is not None
+        text = alert_text(alert)
+        vector = self.embedder.recent(text)
+        if vector is not None:  # embedded already (prepare, the TRM): rank here, no thread hop
+            return self.propose(alert, self.index.rank(text, vector))
         return self.propose(alert, await self._batch(alert))
 
     async def close(self) -> None:
