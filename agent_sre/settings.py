@@ -12,18 +12,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from yarl import URL
 
 from .errors import ConfigError
+from .schemas.events import APPROVAL_ANSWER_TYPES, DEFAULT_EVENT_TYPE, RESULT_TYPE  # noqa: F401 (re-exported)
 
 # The model selectors decide what they are sure of; `ai` abstains until AGENT_SRE_AI_URL is set.
 DEFAULT_SELECTORS = ["static", "known", "trm", "rag", "fewshot", "ai", "rules"]
-DEFAULT_EVENT_TYPE = "io.homelab.prometheus.alert.fired"
-# What a function reports of a trigger it ran; always taken, beside AGENT_SRE_ACCEPTED_TYPES.
-RESULT_TYPE = "io.homelab.agent-sre.lambda.result"
-# A human's answer to an approval request, and the worker's own timer for one left unanswered.
-APPROVAL_ANSWER_TYPES = (
-    "io.homelab.agent-sre.approval.granted",
-    "io.homelab.agent-sre.approval.denied",
-    "io.homelab.agent-sre.approval.expired",
-)
 CommaList = Annotated[list[str], NoDecode]
 
 

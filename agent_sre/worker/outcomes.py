@@ -21,22 +21,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable
 from dataclasses import dataclass, replace
-from enum import Enum
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..schemas.cloudevent import event_data
 from .limits import Clock
-from .shared import Batch
-
-
-class Outcome(str, Enum):
-    RESOLVED = "resolved"
-    NOT_RESOLVED = "not_resolved"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SKIPPED = "skipped"
+from .redis_client import Batch
 
 
 class LambdaResult(BaseModel):
