@@ -67,7 +67,7 @@ class SignedResults:
         refused = refusal(message.body, message.headers, message.content_type, self.key, self.pipeline.max_event_bytes)
         if refused is None:
             return await self.pipeline.process(message)
-        log.warning("refused: %s", refused.error, extra={"message_id": message.message_id})
+        log.warning("message %s refused: %s", message.message_id, refused.error)
         return Verdict(type_label=refused.event_type, invalid=InputError(refused.reason, refused.error))
 
     def __getattr__(self, name: str) -> Any:
