@@ -133,7 +133,7 @@ class MemoryOutcomes:
             self._fingerprint_of.pop(remediation.correlation_id, None)
 
 
-# Every script below runs on the limits' batch (`shared.Batch`): pipelined with their calls, so an
+# Every script below runs on the limits' batch (`redis_client.Batch`): pipelined with their calls, so an
 # outcome costs a fraction of a round trip. KEYS[1] is always a key under the `{prefix}` hash tag;
 # ARGV[1] names the other one (of the same slot) where a script needs it.
 
