@@ -10,20 +10,31 @@ alert's decision) for the alert's `retry` audit record.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from types import TracebackType
 from typing import Any
 
 from ..errors import Retry, TransientError
 
 
-@asynccontextmanager
-async def holding(*give_back: Callable[[], Awaitable[object]], retry: dict[str, Any] | None = None) -> AsyncIterator[None]:
-    try:
-        yield
-    except BaseException as exc:
-        for step in give_back:
+class holding:  # noqa: N801 (a context manager, named as contextlib's are)
+    """`async with holding(claim.release, retry={"decision": dump}): ...` (a class, not a
+    generator: it runs once per published trigger)."""
+
+    __slots__ = ("give_back", "retry")
+
+    def __init__(self, *give_back: Callable[[], Awaitable[object]], retry: dict[str, Any] | None = None) -> None:
+        self.give_back = give_back
+        self.retry = retry
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
+        if exc is None:
+            return False
+        for step in self.give_back:
             await step()
-        if retry is not None and isinstance(exc, TransientError) and not isinstance(exc, Retry):
-            raise Retry(str(exc), **retry) from exc
-        raise
+        if self.retry is not None and isinstance(exc, TransientError) and not isinstance(exc, Retry):
+            raise Retry(str(exc), **self.retry) from exc
+        return False  # the failure propagates
