@@ -7,6 +7,9 @@
     ├── CatalogError           a decision does not fit the catalog (unknown function,
     │                          a parameter not taken from the alert, a denied namespace)
     ├── TransientError         worth retrying later (unconfirmed publish, lost connection)
+    │     ├── Retry            an alert's step gave back what it held: the message is retried
+    │     │                    (carries what the alert's `retry` audit record adds)
+    │     └── RedisUnavailable the shared state (limits, outcomes, approvals) cannot be reached
     └── FunctionError          a remediation function did not act (ends its run as `failed`)
           ├── Skipped          nothing to do: the object is gone or no longer in the alert's state
           └── KubeApiError     the Kubernetes API refused or failed (carries `status`, `reason`)
@@ -37,6 +40,19 @@ class CatalogError(AgentSreError):
 
 class TransientError(AgentSreError):
     """A failure that may pass on a later attempt."""
+
+
+class Retry(TransientError):
+    """A step of an alert's handling failed after giving back what it held; `audit` is what the
+    alert's `retry` audit record adds (its decision). The message takes the retry path."""
+
+    def __init__(self, message: str, **audit: object) -> None:
+        super().__init__(message)
+        self.audit = audit
+
+
+class RedisUnavailable(TransientError):
+    """Redis did not answer in time, or refused: nothing acts without its shared state."""
 
 
 class FunctionError(AgentSreError):

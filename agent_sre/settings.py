@@ -12,21 +12,13 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from yarl import URL
 
 from .errors import ConfigError
+from .schemas.events import APPROVAL_ANSWER_TYPES, DEFAULT_EVENT_TYPE, RESULT_TYPE  # noqa: F401 (re-exported)
 
 # The model selectors decide what they are sure of; `ai` abstains until AGENT_SRE_AI_URL is set.
 # rag and fewshot before trm: on source projects none of them learned from, the TRM's sure
 # `escalate` cut off actions the retrievers got right, and as the second kind of evidence after
 # them it confirms or vetoes what they propose (benchmarks/bench_real.py --loso --order).
 DEFAULT_SELECTORS = ["static", "known", "rag", "fewshot", "trm", "ai", "rules"]
-DEFAULT_EVENT_TYPE = "io.homelab.prometheus.alert.fired"
-# What a function reports of a trigger it ran; always taken, beside AGENT_SRE_ACCEPTED_TYPES.
-RESULT_TYPE = "io.homelab.agent-sre.lambda.result"
-# A human's answer to an approval request, and the worker's own timer for one left unanswered.
-APPROVAL_ANSWER_TYPES = (
-    "io.homelab.agent-sre.approval.granted",
-    "io.homelab.agent-sre.approval.denied",
-    "io.homelab.agent-sre.approval.expired",
-)
 CommaList = Annotated[list[str], NoDecode]
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import aio_pika
@@ -13,8 +14,19 @@ import aio_pika
 from agent_sre.settings import Settings
 
 
+ROOT = Path(__file__).resolve().parents[1]
+# The command as a child process: this interpreter and this tree, whatever PATH or the installed copy.
+AGENT_SRE = [sys.executable, "-m", "agent_sre"]
+
+
+def child_env(env: Mapping[str, str]) -> dict[str, str]:
+    """`env`, with this checkout first on the child's path: it runs the code under test."""
+    path = [str(ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**env, "PYTHONPATH": os.pathsep.join(path)}
+
+
 def worker_env(settings: Settings, audit: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_SRE_")}
+    env = child_env({k: v for k, v in os.environ.items() if not k.startswith("AGENT_SRE_")})
     env.update(
         AGENT_SRE_AMQP_URL=settings.require_amqp_url(),
         AGENT_SRE_INPUT_EXCHANGE=settings.input_exchange,
@@ -39,7 +51,7 @@ def worker_env(settings: Settings, audit: Path, **extra: str) -> dict[str, str]:
 
 def start_worker_process(settings: Settings, tmp_path: Path, name: str, **extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        ["agent-sre", "run"],
+        [*AGENT_SRE, "run"],
         env=worker_env(settings, tmp_path / f"{name}.audit.jsonl", **extra),
         cwd=tmp_path,  # no stray .env file is read
         stdout=subprocess.DEVNULL,

@@ -24,7 +24,7 @@ from agent_sre.worker.app import Worker
 from agent_sre.worker.approvals import APPROVAL_REQUESTED_TYPE, Approval, NotWaiting, RedisApprovals, State, waiting
 from agent_sre.worker.audit import AuditLog
 from agent_sre.worker.publisher import TRIGGER_TYPE
-from agent_sre.worker.shared import Batch
+from agent_sre.worker.redis_client import Batch
 from agent_sre.worker.topology import delay_queue_name
 from tests.broker_harness import Harness, crash_loop
 

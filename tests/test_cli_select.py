@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import orjson
@@ -13,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agent_sre.cli import app
+from tests.processes import AGENT_SRE, child_env
 from agent_sre.schemas.alert import Alert
 from agent_sre.selectors.gates import Gates
 
@@ -257,11 +257,11 @@ def test_the_installed_command_reads_standard_input() -> None:
     # The console script end to end, in its own process, as the README demo runs it: the default
     # chain, models and all (a cold embedding cache takes some seconds to fill).
     done = subprocess.run(
-        [sys.executable, "-c", "from agent_sre.cli import main; main()", "select", "-"],
+        [*AGENT_SRE, "select", "-"],
         input=orjson.dumps(WEBHOOK),
         capture_output=True,
         timeout=180,
-        env={k: v for k, v in os.environ.items() if not k.startswith("AGENT_SRE_")},
+        env=child_env({k: v for k, v in os.environ.items() if not k.startswith("AGENT_SRE_")}),
     )
 
     assert done.returncode == 0, done.stderr

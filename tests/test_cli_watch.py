@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agent_sre.cli import app
+from tests.processes import AGENT_SRE, child_env
 from agent_sre.cli.watch import default_queue, format_trigger, watch_triggers
 from agent_sre.errors import TransientError
 from agent_sre.schemas.alert import Alert
@@ -142,8 +142,8 @@ async def test_a_temporary_queue_goes_away_with_watch(settings: Settings) -> Non
 
 
 async def test_ctrl_c_stops_watch_cleanly(settings: Settings) -> None:
-    command = [sys.executable, "-c", "from agent_sre.cli import main; main()", "watch", "--temporary"]
-    process = subprocess.Popen(command, env={**os.environ, **_env(settings)}, stderr=subprocess.PIPE, text=True)
+    command = [*AGENT_SRE, "watch", "--temporary"]
+    process = subprocess.Popen(command, env=child_env({**os.environ, **_env(settings)}), stderr=subprocess.PIPE, text=True)
     try:
         first = await asyncio.wait_for(asyncio.to_thread(process.stderr.readline), 30)  # type: ignore[union-attr]
         assert first.startswith("watching "), first

@@ -32,7 +32,7 @@ from agent_sre.worker.approvals import State
 from agent_sre.worker.http import create_app
 from agent_sre.worker.limits import Refusal
 from agent_sre.worker.metrics import Metrics
-from agent_sre.worker.outcomes import Outcome as RemediationOutcome
+from agent_sre.schemas.audit import RemediationOutcome
 from agent_sre.worker.publisher import Kind, build_trigger
 from tests.deploy_schemas import CUSTOM_RESOURCES, SCALER_METADATA
 

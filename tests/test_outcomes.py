@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from agent_sre.errors import TransientError
 from agent_sre.worker.outcomes import MemoryOutcomes, Outcomes, RedisOutcomes
-from agent_sre.worker.shared import Batch
+from agent_sre.worker.redis_client import Batch
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ from agent_sre.schemas.catalog import Catalog, load_catalog
 from agent_sre.schemas.decision import Decision
 from agent_sre.settings import DEFAULT_EVENT_TYPE, RESULT_TYPE, Settings
 from agent_sre.worker.audit import AuditLog
-from agent_sre.worker.consumer import Consumer, Pipeline
+from agent_sre.worker.consumer import Consumer
+from agent_sre.worker.pipeline import Pipeline
 from agent_sre.worker.deadletter import ATTEMPTS
 from agent_sre.worker.limits import LimitSettings, MemoryLimits, Refusal
 from agent_sre.worker.metrics import Metrics
@@ -384,7 +385,7 @@ async def test_an_approval_request_that_cannot_be_published_is_withdrawn_and_ret
     import redis.asyncio as aioredis
 
     from agent_sre.worker.approvals import RedisApprovals
-    from agent_sre.worker.shared import Batch
+    from agent_sre.worker.redis_client import Batch
 
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     approvals = RedisApprovals(Batch(client, 2.0), prefix=redis_prefix, keep_s=60, lease_s=5)

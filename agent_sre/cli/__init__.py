@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from . import approvals, dlq, functions
+from . import calibrate as calibrate_command
 from . import run as run_command
 from . import select as select_command
 from . import send as send_command
@@ -20,6 +21,7 @@ app.command("select")(select_command.select)
 app.command("run")(run_command.run)
 app.command("send")(send_command.send)
 app.command("watch")(watch_command.watch)
+app.command("calibrate")(calibrate_command.calibrate)
 app.add_typer(approvals.app, name="approvals")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(functions.app, name="functions")

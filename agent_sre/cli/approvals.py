@@ -16,7 +16,7 @@ import typer
 
 from ..errors import AgentSreError, TransientError
 from ..settings import Settings
-from ..worker.app import build_approvals, build_limits
+from ..worker.stores import build_approvals, build_limits
 from ..worker.approvals import Approval, NotWaiting, RedisApprovals, waiting
 from ..worker.publisher import approval_answer
 from .common import fail, load_settings

@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ..schemas.alert import Alert
-from ..schemas.audit import AuditRecord
+from ..schemas.audit import Action, AuditRecord, RemediationOutcome
 from ..schemas.catalog import Catalog
 from .neighbours import LabelledText
 from .text import alert_text
@@ -44,18 +44,18 @@ def confirmed_examples(path: Path | None, catalog: Catalog, max_bytes: int = MAX
     records = [record for line in lines if (record := _record(line)) is not None]
     worked, failed = set(), set()
     for record in records:
-        if record.action == "outcome" and record.trigger_id:
+        if record.action is Action.OUTCOME and record.trigger_id:
             (worked if record.outcome in _WORKED else failed).add(record.trigger_id)
     seen: dict[tuple[str, str], LabelledText] = {}
     for record in records:
-        if record.action == "published" and record.trigger_id in worked - failed:
+        if record.action is Action.PUBLISHED and record.trigger_id in worked - failed:
             example = _example(record, catalog)
             if example is not None:
                 seen.setdefault((example.text, example.function), example)
     return list(seen.values())
 
 
-_WORKED = {"resolved", "succeeded"}
+_WORKED = {RemediationOutcome.RESOLVED, RemediationOutcome.SUCCEEDED}
 
 
 def _record(line: bytes) -> AuditRecord | None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from enum import Enum
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -36,6 +37,14 @@ ESCALATE = "escalate"
 Risk = Literal["none", "low", "medium", "high"]
 RISKS: tuple[str, ...] = get_args(Risk)  # in order, lowest first
 _TRANSFORMS = {"", "host", "pair", "key"}
+
+
+class Mode(str, Enum):
+    """What a decision for a function leads to."""
+
+    ACT = "act"  # a trigger: the function acts
+    SHADOW = "shadow"  # a proposal in place of the trigger: nothing acts
+    APPROVE = "approve"  # a trigger once a human approves
 
 
 class ParameterSpec(BaseModel):
@@ -130,7 +139,7 @@ class FunctionSpec(BaseModel):
     # `shadow`: its decisions publish a proposal instead of a trigger; `act`: a trigger; `approve`:
     # a trigger once a human approves. None: AGENT_SRE_MODE decides. So a team can let one function
     # act while the rest stay in shadow.
-    mode: Literal["act", "shadow", "approve"] | None = None
+    mode: Mode | None = None
 
 
 class Rule(BaseModel):
@@ -177,20 +186,20 @@ class Catalog(BaseModel):
         }
         return frozenset({"namespace", "exported_namespace"} | sources)
 
-    def mode(self, function: str, default: str, approval_risk: str | None = None) -> str:
+    def mode(self, function: str, default: str, approval_risk: str | None = None) -> Mode:
         """`act`, `shadow` or `approve` for this function: its own mode, else the worker's
         (AGENT_SRE_MODE). One that would act waits for approval when its risk is `approval_risk`
         (AGENT_SRE_APPROVAL_RISK) or above; escalate never waits."""
         spec = self.by_name.get(function)
-        mode = (spec.mode if spec is not None else None) or default
-        if mode == "act" and approval_risk is not None and spec is not None and function != ESCALATE:
+        mode = Mode((spec.mode if spec is not None else None) or default)
+        if mode is Mode.ACT and approval_risk is not None and spec is not None and function != ESCALATE:
             if RISKS.index(spec.risk) >= RISKS.index(approval_risk):
-                return "approve"
+                return Mode.APPROVE
         return mode
 
     def needs_approvals(self, default: str, approval_risk: str | None) -> bool:
         """Whether any function would wait for approval: the worker then needs Redis to hold them."""
-        return any(self.mode(name, default, approval_risk) == "approve" for name in self.by_name)
+        return any(self.mode(name, default, approval_risk) is Mode.APPROVE for name in self.by_name)
 
     @property
     def names(self) -> list[str]:

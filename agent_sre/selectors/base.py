@@ -34,6 +34,7 @@ from ..schemas.alert import Alert
 from ..schemas.catalog import Catalog
 from ..schemas.decision import Proposal
 from ..settings import Settings
+from .isolation import OwnLoop
 
 ENTRY_POINT_GROUP = "agent_sre.selectors"
 
@@ -79,9 +80,7 @@ def create_selectors(names: list[str], context: SelectorContext) -> list[Selecto
         if not isinstance(selector, Selector):
             raise ConfigError(f"selector {name!r} does not implement `name` and `async select(alert)`")
         if not str(getattr(installed[name], "value", "")).startswith("agent_sre."):
-            from .isolation import OwnLoop  # a plugin: it must not be able to stall the worker's loop
-
-            selector = OwnLoop(selector)
+            selector = OwnLoop(selector)  # a plugin: it must not be able to stall the worker's loop
         selectors.append(selector)
     return selectors
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..schemas.alert import Alert
 from ..schemas.decision import Proposal
-from .base import Selector
+
+if TYPE_CHECKING:  # for the annotation only: base.py wraps plugins in OwnLoop
+    from .base import Selector
 
 T = TypeVar("T")
 

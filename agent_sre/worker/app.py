@@ -22,14 +22,14 @@ from ..settings import Settings
 from .approvals import NEEDS_REDIS, Approval, NotWaiting, RedisApprovals, waiting
 from .audit import AuditLog
 from .connection import connect
-from .consumer import Consumer, Pipeline
-from .result_auth import SignedResults
-from .limits import Limits, LimitSettings, MemoryLimits
+from .consumer import Consumer
+from .limits import Limits
 from .metrics import Metrics
-from .outcomes import MemoryOutcomes, Outcomes, RedisOutcomes
+from .pipeline import Pipeline
 from .publisher import Publisher, approval_answer
-from .shared import RedisLimits
+from .result_auth import SignedResults
 from .silences import Silences
+from .stores import build_approvals, build_limits, build_outcomes
 from .topology import declare
 
 log = logging.getLogger(__name__)
@@ -200,42 +200,3 @@ class Worker:
         self._http_runner = await http.start_http(app, self.settings.http_host, self.settings.http_port)
         self.http_port = http.bound_port(self._http_runner)
         log.info("HTTP ingress on %s:%d", self.settings.http_host, self.http_port)
-
-
-def build_approvals(settings: Settings, limits: Limits) -> RedisApprovals:
-    """In the limits' Redis; the Worker refuses to start approvals without one."""
-    if not isinstance(limits, RedisLimits):
-        raise ConfigError(NEEDS_REDIS)
-    return RedisApprovals(limits.batch, prefix=settings.redis_prefix, keep_s=settings.dedup_ttl_s,
-                          lease_s=settings.claim_ttl_s)
-
-
-def build_outcomes(settings: Settings, limits: Limits) -> Outcomes:
-    """Beside the limits: in their Redis when they are shared, else in this process."""
-    if isinstance(limits, RedisLimits):
-        return RedisOutcomes(limits.batch, prefix=settings.redis_prefix, ttl_s=settings.outcome_ttl_s)
-    return MemoryOutcomes(settings.outcome_ttl_s)
-
-
-async def build_limits(settings: Settings) -> Limits:
-    """In Redis when AGENT_SRE_REDIS_URL is set (shared by every replica), else in this process."""
-    limits = LimitSettings.of(settings)
-    if settings.redis_url is None:
-        return MemoryLimits(limits)
-    try:
-        shared = RedisLimits.from_url(
-            settings.redis_url.get_secret_value(), settings.redis_timeout_s, limits,
-            prefix=settings.redis_prefix, claim_ttl_s=settings.claim_ttl_s,
-        )
-    except ValueError as exc:
-        raise ConfigError(
-            "AGENT_SRE_REDIS_URL(_FILE) is not a Redis URL: expected redis://[:PASSWORD@]HOST[:PORT][/DB] "
-            "(or rediss:// or unix://), with special characters in the password percent-encoded"
-        ) from exc
-    try:
-        await shared.ping()
-        log.info("limits shared in Redis (prefix %s)", settings.redis_prefix)
-    except TransientError as exc:
-        # Not fatal: nothing acts without its claim, so alerts wait in the retry queues meanwhile.
-        log.warning("%s; alerts are retried until it answers", exc)
-    return shared

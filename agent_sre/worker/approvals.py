@@ -28,13 +28,13 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from ..schemas.alert import Alert
 from ..schemas.cloudevent import event_data
 from ..schemas.decision import Decision
-from ..settings import APPROVAL_ANSWER_TYPES
-from .shared import Batch, redis_call
-
-APPROVAL_REQUESTED_TYPE = "io.homelab.agent-sre.approval.requested"
-# The last is the worker's own timer: parked in a delay queue at request time, back in the input
-# queue once the request's time is up, and taken only when the request has really expired.
-APPROVAL_GRANTED_TYPE, APPROVAL_DENIED_TYPE, APPROVAL_EXPIRED_TYPE = APPROVAL_ANSWER_TYPES
+from ..schemas.events import (  # noqa: F401 (re-exported: the approval event types)
+    APPROVAL_DENIED_TYPE,
+    APPROVAL_EXPIRED_TYPE,
+    APPROVAL_GRANTED_TYPE,
+    APPROVAL_REQUESTED_TYPE,
+)
+from .redis_client import Batch, redis_call
 
 
 class State(str, Enum):
@@ -47,6 +47,18 @@ class State(str, Enum):
 
 
 WAITING = (State.PENDING, State.ANSWERING)  # not answered yet
+
+
+class NotTaken(str, Enum):
+    """Why `RedisApprovals.take` found no request to answer now: its state, or one of these."""
+
+    UNKNOWN = "unknown"  # no such request (never made, or older than its keep time)
+    EARLY = "early"  # a timer that came back before its request expired
+    ANSWERING = "answering"  # another replica is answering it
+    APPROVED = "approved"
+    DENIED = "denied"
+    EXPIRED = "expired"
+    WITHDRAWN = "withdrawn"
 
 
 @dataclass(frozen=True)
@@ -94,7 +106,7 @@ class Answer(BaseModel):
     by: StrictStr | None = Field(default=None, max_length=200)
 
 
-def parse_answer(data: Any) -> Answer:
+def parse_approval_answer(data: Any) -> Answer:
     return event_data(Answer, data, reason="invalid_answer", what="an approval answer",
                       expected='{"correlation_id": "...", "by": "..."}')
 
@@ -196,12 +208,12 @@ class RedisApprovals:
         found = await self._request(self._keys(approval.correlation_id), [*flat, approval.expires_at, keep_ms])
         return _approval(found)
 
-    async def take(self, correlation_id: str, *, expired: bool = False) -> Approval | str:
+    async def take(self, correlation_id: str, *, expired: bool = False) -> Approval | NotTaken:
         """The pending request, now this replica's to answer; else why not (its state, `unknown`,
         or `early` for a timer that came back before the request expired)."""
         found = await self._take([self._key(correlation_id)], [self.lease_ms, int(expired)])
         approval = _approval(found)
-        return approval if approval is not None else str(found[0])
+        return approval if approval is not None else NotTaken(found[0])
 
     async def finish(self, correlation_id: str, state: State, by: str) -> None:
         await self._finish(self._keys(correlation_id), [state.value, by, repr(time.time())])

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
-from ..schemas.audit import AuditRecord
+from ..schemas.audit import SETTLED_LATER, Action, AuditRecord
+from ..schemas.verdict import Verdict
 
+if TYPE_CHECKING:
+    from ..schemas.alert import Alert
+    from ..schemas.cloudevent import InboundEvent
+
+log = logging.getLogger(__name__)
 
 _FIELDS = frozenset(AuditRecord.model_fields)
 
@@ -43,3 +50,39 @@ class AuditLog:
     def close(self) -> None:
         if self.path is not None:
             self._stream.close()
+
+
+class AuditTrail:
+    """What became of each alert, as audit records. A record whose alert's fate waits for the
+    message's settlement (`SETTLED_LATER`) is held in the verdict; the consumer writes it once
+    the message is settled (`settled`), with what became of the message."""
+
+    def __init__(self, audit: AuditLog) -> None:
+        self.audit = audit
+
+    def alert(self, verdict: Verdict, event: InboundEvent, alert: Alert, action: Action, **extra: Any) -> None:
+        record = {
+            "event_id": event.id,
+            "correlation_id": alert.correlation_id,
+            "fingerprint": alert.identity,
+            "alertname": alert.alertname,
+            "labels": alert.labels,
+            "action": action,
+            **extra,
+        }
+        if action in SETTLED_LATER:
+            verdict.records.append(record)
+        else:
+            self.write(record)
+
+    def settled(self, verdict: Verdict, **fate: Any) -> None:
+        """Write the records that waited for the message's settlement, with what became of it."""
+        for record in verdict.records:
+            self.write({**record, **fate})
+        verdict.records.clear()
+
+    def write(self, record: dict[str, Any]) -> None:
+        try:
+            self.audit.write(record)
+        except Exception:  # isolation point: a full disk must not change what happens to the alert
+            log.exception("audit write failed for %s", record.get("alertname"))

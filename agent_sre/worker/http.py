@@ -30,13 +30,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from ..errors import InputError, TransientError
 from ..schemas.alert import parse_alerts
 from ..schemas.cloudevent import InboundEvent, decode_event, trigger_headers
-from ..settings import APPROVAL_ANSWER_TYPES, RESULT_TYPE, Settings
-from .approvals import Approval, NotWaiting, parse_answer
-from .http_guard import LIMITS, GuardedSite, Limits, head_deadline
+from ..schemas.events import APPROVAL_ANSWER_TYPES, RESULT_TYPE
+from ..settings import Settings
+from .approvals import Approval, NotWaiting, parse_approval_answer
+from .http_guard import LIMITS, ConnectionLimits, GuardedSite, head_deadline
 from .metrics import Metrics
 from .outcomes import parse_result
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 ALERTMANAGER_SOURCE = "/alertmanager"
 _TRACING = ("traceparent", "tracestate")
@@ -61,7 +62,7 @@ class Ingress(Protocol):
 def create_app(ingress: Ingress, metrics: Metrics, settings: Settings, is_ready: Callable[[], bool]) -> web.Application:
     # client_max_size guards any handler that reads the whole body; ours read at most one byte more.
     app = web.Application(client_max_size=settings.max_event_bytes, middlewares=[head_deadline])
-    app[LIMITS] = Limits(
+    app[LIMITS] = ConnectionLimits(
         max_connections=settings.http_max_connections,
         header_timeout_s=settings.http_header_timeout_s,
         on_refused=lambda: metrics.event("other", "http_refused"),
@@ -138,9 +139,9 @@ class _Handlers:
         except NotWaiting as exc:
             return _error(404 if exc.state is None else 409, "not_waiting", str(exc))
         except Exception as exc:  # isolation point: Redis or the broker; the person can try again
-            logger.warning("answering approval %s failed: %s", correlation_id, exc)
+            log.warning("answering approval %s failed: %s", correlation_id, exc)
             return _error(503, "unavailable", f"the answer could not be passed on; retry: {exc}")
-        logger.info("approval answered over HTTP", extra={"correlation_id": correlation_id, "approved": approved, "by": by})
+        log.info("approval %s answered over HTTP: %s by %s", correlation_id, "approved" if approved else "denied", by)
         return web.json_response({"correlation_id": correlation_id, "function": approval.function,
                                   "answer": "approved" if approved else "denied", "by": by.strip()}, status=202)
 
@@ -211,7 +212,7 @@ class _Handlers:
             if event.type == RESULT_TYPE:
                 alerts: list[object] = [parse_result(event.data)]
             elif event.type in APPROVAL_ANSWER_TYPES:
-                alerts = [parse_answer(event.data)]
+                alerts = [parse_approval_answer(event.data)]
             else:
                 alerts = list(parse_alerts(event.data))
             headers = _knative_headers(event, request)
@@ -220,11 +221,11 @@ class _Handlers:
         try:
             await self.ingress.publish_input(orjson.dumps(event.data), headers, "application/json", event.id)
         except Exception:
-            logger.exception("publishing an HTTP event failed", extra={"event_id": event.id})
+            log.exception("publishing HTTP event %s failed", event.id)
             self.metrics.event(event.type, "http_unavailable")
             return _error(503, "unavailable", "the broker did not confirm the event; retry later")
         self.metrics.event(event.type, "http_accepted")
-        logger.info("event accepted over HTTP", extra={"event_id": event.id, "alerts": len(alerts), "path": request.path})
+        log.info("event %s accepted over HTTP (%d alerts, %s)", event.id, len(alerts), request.path)
         return accepted(event, len(alerts))
 
     async def _refuse(self, body: bytes, headers: dict[str, str], exc: InputError) -> web.Response:
@@ -232,12 +233,12 @@ class _Handlers:
             await self.ingress.dead_letter_raw(body, headers, exc.reason, str(exc))
         except Exception:
             # A 400 would make the sender drop the body; a 503 makes it try again.
-            logger.exception("dead-lettering a refused HTTP body failed", extra={"reason": exc.reason})
+            log.exception("dead-lettering a refused HTTP body (%s) failed", exc.reason)
             self.metrics.event("other", "http_unavailable")
             return _error(503, "unavailable", "the event was refused and could not be dead-lettered; retry later")
         self.metrics.dead_letter(exc.reason)
         self.metrics.event("other", "http_invalid")
-        logger.warning("HTTP event refused and dead-lettered", extra={"reason": exc.reason, "error": str(exc)})
+        log.warning("HTTP event refused and dead-lettered: %s: %s", exc.reason, exc)
         return _error(400, exc.reason, str(exc))
 
     async def _body_timed_out(self, request: web.Request) -> web.StreamResponse:
@@ -245,8 +246,8 @@ class _Handlers:
         # 4xx it need not retry (its dispatchers do). There is no whole body to dead-letter; the
         # sender still has it.
         self.metrics.event("other", "http_timeout")
-        logger.warning("HTTP body not received in time; connection closed",
-                       extra={"timeout_s": self.settings.http_body_timeout_s, "path": request.path})
+        log.warning("HTTP body for %s not received in %ss; connection closed", request.path,
+                    self.settings.http_body_timeout_s)
         message = f"the body did not arrive within {self.settings.http_body_timeout_s} s; retry"
         response = _error(503, "body_timeout", message)
         response.force_close()

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 # Sent as is, before any request was read: there is no request to answer with aiohttp.
 _BUSY = (
@@ -35,20 +35,20 @@ _BUSY = (
 
 
 @dataclass(frozen=True)
-class Limits:
+class ConnectionLimits:
     max_connections: int
     header_timeout_s: float
     on_refused: Callable[[], None] = field(default=lambda: None)  # e.g. count it
     on_timeout: Callable[[], None] = field(default=lambda: None)
 
 
-LIMITS = web.AppKey("connection_limits", Limits)
+LIMITS = web.AppKey("connection_limits", ConnectionLimits)
 
 
 class ConnectionGuard:
     """Protocol factory wrapping aiohttp's: counts the connections it admits, times their heads."""
 
-    def __init__(self, factory: Callable[[], asyncio.Protocol], limits: Limits) -> None:
+    def __init__(self, factory: Callable[[], asyncio.Protocol], limits: ConnectionLimits) -> None:
         self.factory = factory
         self.limits = limits
         self.open = 0
@@ -125,7 +125,7 @@ class _Connection(asyncio.Protocol):
         if self._transport is not None:
             if self._started:
                 self._guard.limits.on_timeout()
-            logger.debug("HTTP request head not read in %ss; connection aborted", self._guard.limits.header_timeout_s)
+            log.debug("HTTP request head not read in %ss; connection aborted", self._guard.limits.header_timeout_s)
             self._transport.abort()  # drops whatever is buffered for a client that stopped reading
 
 
@@ -148,7 +148,7 @@ async def head_deadline(
 class GuardedSite(web.BaseSite):
     """Like web.TCPSite, with every connection passing through a ConnectionGuard."""
 
-    def __init__(self, runner: web.BaseRunner, host: str, port: int, limits: Limits) -> None:
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, limits: ConnectionLimits) -> None:
         super().__init__(runner)
         self._app_runner = runner
         self._host = host

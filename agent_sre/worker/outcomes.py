@@ -21,22 +21,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable
 from dataclasses import dataclass, replace
-from enum import Enum
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..schemas.cloudevent import event_data
 from .limits import Clock
-from .shared import Batch
-
-
-class Outcome(str, Enum):
-    RESOLVED = "resolved"
-    NOT_RESOLVED = "not_resolved"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SKIPPED = "skipped"
+from .redis_client import Batch
 
 
 class LambdaResult(BaseModel):
@@ -142,7 +133,7 @@ class MemoryOutcomes:
             self._fingerprint_of.pop(remediation.correlation_id, None)
 
 
-# Every script below runs on the limits' batch (`shared.Batch`): pipelined with their calls, so an
+# Every script below runs on the limits' batch (`redis_client.Batch`): pipelined with their calls, so an
 # outcome costs a fraction of a round trip. KEYS[1] is always a key under the `{prefix}` hash tag;
 # ARGV[1] names the other one (of the same slot) where a script needs it.
 

@@ -24,15 +24,20 @@ from ..errors import TransientError
 from ..schemas.alert import Alert
 from ..schemas.cloudevent import trigger_headers
 from ..schemas.decision import Decision
+from ..schemas.events import (  # noqa: F401 (TRIGGER_TYPE, PROPOSED_TYPE re-exported)
+    APPROVAL_DENIED_TYPE,
+    APPROVAL_EXPIRED_TYPE,
+    APPROVAL_GRANTED_TYPE,
+    APPROVAL_REQUESTED_TYPE,
+    PROPOSED_TYPE,
+    TRIGGER_TYPE,
+)
 from ..schemas.signing import SIGNATURE_EXTENSION, answer_status, sign
 from ..settings import Settings
-from .approvals import APPROVAL_DENIED_TYPE, APPROVAL_EXPIRED_TYPE, APPROVAL_GRANTED_TYPE, APPROVAL_REQUESTED_TYPE
 from .connection import publish_confirmed
 from .deadletter import failed_copy
 from .topology import Topology, delay_queue_name, dlq_name, retry_delays
 
-TRIGGER_TYPE = "io.homelab.agent-sre.lambda.trigger"
-PROPOSED_TYPE = "io.homelab.agent-sre.lambda.proposed"
 TRIGGER_SOURCE = "/agent-sre/remediation"
 APPROVALS_SOURCE = "/agent-sre/approvals"
 _TRIGGER_NAMESPACE = uuid.UUID("0c7d7f55-3a8e-4f0e-9d7b-6a2f1c9e4b21")

@@ -20,9 +20,9 @@ from aio_pika.abc import AbstractIncomingMessage
 from ..errors import InputError
 from ..schemas.cloudevent import decode_event
 from ..schemas.signing import SIGNATURE_EXTENSION, answer_status, verify
-from ..settings import RESULT_TYPE
-from .approvals import APPROVAL_DENIED_TYPE, APPROVAL_GRANTED_TYPE
-from .consumer import Pipeline, Verdict
+from ..schemas.events import APPROVAL_DENIED_TYPE, APPROVAL_GRANTED_TYPE, RESULT_TYPE
+from ..schemas.verdict import Verdict
+from .pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,8 @@ class SignedResults:
         refused = refusal(message.body, message.headers, message.content_type, self.key, self.pipeline.max_event_bytes)
         if refused is None:
             return await self.pipeline.process(message)
-        log.warning("refused: %s", refused.error, extra={"message_id": message.message_id})
-        return Verdict(type_label=refused.event_type, invalid=(refused.reason, refused.error))
+        log.warning("message %s refused: %s", message.message_id, refused.error)
+        return Verdict(type_label=refused.event_type, invalid=InputError(refused.reason, refused.error))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.pipeline, name)

@@ -1,6 +1,7 @@
-"""Fit the rag and fewshot confidence maps on the generator's val split and rewrite `fitted.py`.
+"""Behind `agent-sre calibrate` (`agent_sre.cli.calibrate`): fit the rag and fewshot confidence maps on the generator's val split and
+write them to `agent_sre/retrieval/fitted.json`, where the selectors read them.
 
-    python -m agent_sre.retrieval.calibrate [--per-pattern 4] [--seed 0]
+    agent-sre calibrate [--per-pattern 4] [--seed 0]
 
 A fallback selector mostly sees alerts the TRM was unsure of, often of a family it never saw.
 So half of the val alerts (every other family) are scored as if their family were unknown: for
@@ -13,11 +14,8 @@ examples supports any answer for a stranger, so it must not look like a confiden
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import pprint
+import json
 import random
-from pathlib import Path
 
 import numpy as np
 
@@ -28,12 +26,12 @@ from ..selectors.rag import RagSelector, rag_features
 from ..settings import Settings
 from ..knowledge.generate import Example, generate
 from ..knowledge.runbook import load_runbook
-from .calibration import Logistic, fit_logistic
-from .neighbours import ExampleSet, LabelledText
-from .runbook_index import RunbookIndex
-from .text import alert_text
+from ..logistic import Logistic, fit_logistic
+from ..retrieval.fitted import FITTED
+from ..retrieval.neighbours import ExampleSet, LabelledText
+from ..retrieval.runbook_index import RunbookIndex
+from ..retrieval.text import alert_text
 
-FITTED = Path(__file__).with_name("fitted.py")
 NO_ANSWER = "(none)"  # no catalog function is right for a made-up alert
 RAG_FEATURES = ["score", "margin", "cosine", "lexical", "known_words", "stranger"]
 FEWSHOT_FEATURES = ["agreement", "margin", "top_similarity", "mean_similarity", "known_words", "stranger"]
@@ -116,16 +114,12 @@ def _report(name: str, fitted: Logistic, rows: list[dict[str, float]], correct: 
 
 
 def write(rag: Logistic, fewshot: Logistic, command: str) -> None:
-    FITTED.write_text(
-        '"""Calibration coefficients fitted on the generator\'s val split. Do not edit: regenerate with\n\n'
-        f"    {command}\n"
-        '"""\n\n'
-        f"RAG = {pprint.pformat(rag.to_dict(), width=100, sort_dicts=False)}\n"
-        f"FEWSHOT = {pprint.pformat(fewshot.to_dict(), width=100, sort_dicts=False)}\n"
-    )
+    """The maps, and the command that fitted them (run it again to regenerate them)."""
+    maps = {"command": command, "rag": rag.to_dict(), "fewshot": fewshot.to_dict()}
+    FITTED.write_text(json.dumps(maps, indent=2) + "\n")
 
 
-async def _main(per_pattern: int, seed: int) -> None:
+async def fit_and_write(per_pattern: int, seed: int) -> None:
     settings, catalog = Settings(), load_catalog()
     entries = load_runbook(functions=catalog.names)
     examples = generate(entries, catalog, "val", per_pattern, seed)
@@ -140,17 +134,5 @@ async def _main(per_pattern: int, seed: int) -> None:
     await fewshot.start()
     rag_map = fit_rag(rag, examples, unseen)
     fewshot_map = fit_fewshot(fewshot, examples, unseen, TRAIN_SEED)
-    write(rag_map, fewshot_map, f"python -m agent_sre.retrieval.calibrate --per-pattern {per_pattern} --seed {seed}")
+    write(rag_map, fewshot_map, f"agent-sre calibrate --per-pattern {per_pattern} --seed {seed}")
     print(f"wrote {FITTED}")
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--per-pattern", type=int, default=4, help="val alerts per runbook alert name")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    asyncio.run(_main(args.per_pattern, args.seed))
-
-
-if __name__ == "__main__":
-    main()
