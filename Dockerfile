@@ -20,11 +20,11 @@ RUN pip install . \
 
 USER 10001
 # The rag and fewshot embeddings of the packaged runbook and examples ship inside the package
-# (agent_sre/retrieval/shipped, built by `python -m agent_sre.retrieval.ship`), for both
+# (agent_sre/retrieval/shipped, built by `python -m agent_sre.cli.ship_vectors`), for both
 # precisions the embedder runs in, so the image works on whatever CPU runs it and a container
 # with an empty cache embeds nothing at start. The build fails if the installed package's files
 # do not match its texts (-P: the installed package, not /app's copy).
-RUN python -P -m agent_sre.retrieval.ship --check
+RUN python -P -m agent_sre.cli.ship_vectors --check
 EXPOSE 8080
 
 # Readiness, not liveness: /readyz answers 503 while the broker connection is down or the

@@ -8,7 +8,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "agent_sre"
 # Left to the TRM work (issue 21, point 4): novelty.py and predict.py import each other lazily.
-KNOWN_CYCLES = [{"agent_sre.trm.novelty", "agent_sre.trm.predict"}]
+KNOWN_CYCLES: list[set[str]] = []
 
 
 def modules() -> dict[str, Path]:

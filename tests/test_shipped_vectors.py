@@ -1,7 +1,7 @@
 """The embeddings the package ships are exactly what rag and fewshot would build at start.
 
 When one of these fails, the runbook, the examples, the text format or the model changed:
-rebuild them with `python -m agent_sre.retrieval.ship` and commit agent_sre/retrieval/shipped/.
+rebuild them with `python -m agent_sre.cli.ship_vectors` and commit agent_sre/retrieval/shipped/.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent_sre.retrieval import ship
+from agent_sre.cli import ship_vectors as ship
 from agent_sre.retrieval.cache import SHIPPED_DIR, VectorCache, cache_key, file_name, read_vectors
 from agent_sre.retrieval.embedder import PRECISIONS, model_id, shared_embedder
 from agent_sre.schemas.catalog import load_catalog

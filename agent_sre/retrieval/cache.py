@@ -5,7 +5,7 @@ example set or a changed way of writing the texts all miss the cache. A file tha
 truncated, of the wrong shape, or written for another key is rebuilt, never trusted.
 
 Before the cache directory, the package's own copy is looked at (`agent_sre/retrieval/shipped`,
-written by `python -m agent_sre.retrieval.ship`): the vectors of the packaged runbook and
+written by `python -m agent_sre.cli.ship_vectors`): the vectors of the packaged runbook and
 examples, in both precisions, so that a fresh pod with an empty cache embeds nothing at start.
 It is read-only and keyed the same way, so a changed text or model simply misses it.
 """

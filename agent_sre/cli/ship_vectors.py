@@ -1,7 +1,7 @@
 """Build the embeddings the package ships, so that no worker computes them at start.
 
-    python -m agent_sre.retrieval.ship            # rebuild agent_sre/retrieval/shipped/
-    python -m agent_sre.retrieval.ship --check    # exit 1 when they are missing or stale
+    python -m agent_sre.cli.ship_vectors            # rebuild agent_sre/retrieval/shipped/
+    python -m agent_sre.cli.ship_vectors --check    # exit 1 when they are missing or stale
 
 rag indexes the packaged runbook and fewshot the examples generated from it and from the
 real-alert knowledge: both are fixed by the package, so their vectors are too. Embedding them
@@ -14,7 +14,8 @@ Why in the package and not built into the image: every way the worker runs (pip 
 image, the tests) gets them, and a test (tests/test_shipped_vectors.py) fails when a change to the
 runbook, the examples, the text format or the model leaves them stale. Files are keyed exactly
 like the cache (`cache.cache_key`), so stale ones are never used: the worker falls back to its
-cache directory and says so.
+cache directory and says so. It lives with the commands, not in `retrieval/`: it reads what rag
+and fewshot embed, and retrieval is below them.
 """
 
 from __future__ import annotations
@@ -24,18 +25,17 @@ import logging
 import sys
 
 from ..schemas.catalog import load_catalog
+from ..selectors.fewshot import FewShotSelector
+from ..selectors.rag import CACHE_KIND, RagSelector
 from ..settings import Settings
-from .cache import SHIPPED_DIR, cache_key, file_name, read_vectors, write_vectors
-from .embedder import PRECISIONS, Embedder, model_id
+from ..retrieval.cache import SHIPPED_DIR, cache_key, file_name, read_vectors, write_vectors
+from ..retrieval.embedder import PRECISIONS, Embedder, model_id
 
 log = logging.getLogger(__name__)
 
 
 def packaged_texts() -> dict[str, list[str]]:
     """The texts rag and fewshot embed at start with the package's catalog, runbook and knowledge."""
-    from ..selectors.fewshot import FewShotSelector
-    from ..selectors.rag import CACHE_KIND, RagSelector
-
     catalog = load_catalog(None)
     per_pattern = Settings.model_fields["fewshot_examples_per_pattern"].default
     return {
