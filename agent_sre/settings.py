@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from yarl import URL
 
 from .errors import ConfigError
+from .schemas.decision import Undecided
 from .schemas.events import APPROVAL_ANSWER_TYPES, DEFAULT_EVENT_TYPE, RESULT_TYPE  # noqa: F401 (re-exported)
 
 # The model selectors decide what they are sure of; `ai` abstains until AGENT_SRE_AI_URL is set.
@@ -86,7 +87,7 @@ class Settings(BaseSettings):
     agreement_min_confidence: float = Field(default=0.5, ge=0, le=1)
     # An alert no selector was confident about: `escalate` (a trigger for the on-call human, with what
     # the selectors thought) or `dead-letter` (the input goes to the DLQ as `no_decision`, as before).
-    undecided: Literal["escalate", "dead-letter"] = "escalate"
+    undecided: Undecided = Undecided.ESCALATE
     # Alerts that need nobody: acked, audited and counted as ignored; never escalated or dead-lettered.
     ignored_alerts: CommaList = ["Watchdog", "InfoInhibitor", "PrometheusAlertmanagerE2eDeadManSwitch"]
     # Info-severity alerts whose name matches are success or progress events, ignored too ("" turns it off).

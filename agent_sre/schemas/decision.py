@@ -32,6 +32,13 @@ class EvidenceKind(str, Enum):
     LLM = "llm"
 
 
+class Undecided(str, Enum):
+    """What becomes of an alert no selector was confident about (AGENT_SRE_UNDECIDED)."""
+
+    ESCALATE = "escalate"  # an escalate trigger, saying why, with the selectors' suggestions
+    DEAD_LETTER = "dead-letter"  # the input message goes to the DLQ as `no_decision`
+
+
 class Escalation(str, Enum):
     """Why the chain itself ended in `escalate`, rather than a selector choosing it."""
 

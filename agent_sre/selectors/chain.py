@@ -12,7 +12,7 @@ from .. import tracing
 from ..errors import CatalogError
 from ..schemas.alert import Alert
 from ..schemas.catalog import ESCALATE, Catalog
-from ..schemas.decision import Decision, Escalation, EvidenceKind, Outcome, Phase, Proposal, Suggestion
+from ..schemas.decision import Decision, Escalation, EvidenceKind, Outcome, Phase, Proposal, Suggestion, Undecided
 from ..settings import Settings
 from .base import Selector
 from .gates import Gates
@@ -84,7 +84,7 @@ class Chain:
         self.catalog = catalog
         self.gates = Gates(catalog, settings)
         self.denied_namespaces = set(settings.denied_namespaces)
-        self.escalate_undecided = settings.undecided == "escalate"
+        self.escalate_undecided = settings.undecided == Undecided.ESCALATE  # a str enum: a copied setting may hold the bare value
         self.seconding = settings.agreement_min_confidence
         self.observer = observer
         self._preparing: set[asyncio.Future] = set()  # held until done, so none is collected mid-way
