@@ -28,22 +28,15 @@ def _bindings(function: str, permissions: Permissions, namespace: str) -> list[d
     subject = [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]
     labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/component": "function"}
     found: list[dict[str, Any]] = []
-    if permissions.cluster:
-        found += [
-            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-             "metadata": {"name": name, "labels": labels}, "rules": [r.as_manifest() for r in permissions.cluster]},
-            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-             "metadata": {"name": name, "labels": labels}, "subjects": subject,
-             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name}},
-        ]
-    if permissions.own:
-        found += [
-            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-             "metadata": {"name": name, "labels": labels}, "rules": [r.as_manifest() for r in permissions.own]},
-            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-             "metadata": {"name": name, "labels": labels}, "subjects": subject,
-             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}},
-        ]
+    for kind, rules in (("ClusterRole", permissions.cluster), ("Role", permissions.own)):
+        if rules:
+            found += [
+                {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind,
+                 "metadata": {"name": name, "labels": labels}, "rules": [r.as_manifest() for r in rules]},
+                {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": f"{kind}Binding",
+                 "metadata": {"name": name, "labels": labels}, "subjects": subject,
+                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name}},
+            ]
     return found
 
 
