@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import KubeApiError, Skipped
+from ..errors import Skipped
 from .base import Context, Done, Function, now_rfc3339
 from .kube import FIELD_MANAGER, condition
 
@@ -26,13 +26,8 @@ def issuing_condition(certificate: dict[str, Any], now: str) -> dict[str, Any]:
 async def renew(ctx: Context, params: dict[str, str]) -> Done:
     name, namespace = params["name"], params["namespace"]
     where = f"Certificate {namespace}/{name}"
-    try:
-        certificate = await ctx.kube.call(ctx.kube.custom.get_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, name))
-    except KubeApiError as exc:
-        if exc.status == 404:
-            raise Skipped(f"{where} does not exist (any more)") from exc
-        raise
+    read = ctx.kube.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    certificate = await ctx.kube.existing(read, f"{where} does not exist (any more)")
     issuing = condition(certificate, "Issuing")
     if issuing and issuing.get("status") == "True":
         raise Skipped(f"{where} is being issued already ({issuing.get('reason', '')})")

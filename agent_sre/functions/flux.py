@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, NamedTuple
 
-from ..errors import FunctionError, KubeApiError, Skipped
+from ..errors import FunctionError, Skipped
 from .base import Context, Done, Function, now_rfc3339
 from .kube import MERGE_PATCH, condition
 
@@ -40,13 +40,8 @@ def reconciler(kind: Kind) -> Function:
     async def reconcile(ctx: Context, params: dict[str, str]) -> Done:
         name, namespace = params["name"], params["namespace"]
         where = f"{kind.kind} {namespace}/{name}"
-        try:
-            obj = await ctx.kube.call(ctx.kube.custom.get_namespaced_custom_object(
-                kind.group, kind.version, namespace, kind.plural, name))
-        except KubeApiError as exc:
-            if exc.status == 404:
-                raise Skipped(f"{where} does not exist (any more)") from exc
-            raise
+        read = ctx.kube.custom.get_namespaced_custom_object(kind.group, kind.version, namespace, kind.plural, name)
+        obj = await ctx.kube.existing(read, f"{where} does not exist (any more)")
         if obj.get("spec", {}).get("suspend"):
             raise FunctionError(f"{where} is suspended: flux refuses to reconcile it; resume it first")
         ready = condition(obj, "Ready")

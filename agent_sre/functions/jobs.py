@@ -57,12 +57,8 @@ def copy_of(job: dict[str, Any], name: str) -> dict[str, Any]:
 async def retry(ctx: Context, params: dict[str, str]) -> Done:
     name, namespace = params["name"], params["namespace"]
     where = f"Job {namespace}/{name}"
-    try:
-        job = await ctx.kube.call(ctx.kube.batch.read_namespaced_job(name, namespace))
-    except KubeApiError as exc:
-        if exc.status == 404:
-            raise Skipped(f"{where} does not exist (any more)") from exc
-        raise
+    job = await ctx.kube.existing(ctx.kube.batch.read_namespaced_job(name, namespace),
+                                  f"{where} does not exist (any more)")
     failed = condition(job, "Failed")
     if not (failed and failed.get("status") == "True"):
         complete = condition(job, "Complete")

@@ -31,7 +31,7 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config.config_exception import ConfigException
 
-from ..errors import ConfigError, KubeApiError
+from ..errors import ConfigError, KubeApiError, Skipped
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,15 @@ class Kube:
         except ApiException as exc:
             raise _translated(exc) from exc
         return self.as_dict(answer)
+
+    async def existing(self, request: Awaitable[T], gone: str) -> dict[str, Any]:
+        """Read the object the function acts on; `Skipped(gone)` when it is not there (any more)."""
+        try:
+            return await self.call(request)
+        except KubeApiError as exc:
+            if exc.status == 404:
+                raise Skipped(gone) from exc
+            raise
 
     def as_dict(self, obj: Any) -> dict[str, Any]:
         plain = self.api.sanitize_for_serialization(obj)

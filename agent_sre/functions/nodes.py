@@ -55,12 +55,7 @@ def cleanup_job(settings: Settings, node: str, correlation_id: str) -> dict[str,
 
 async def cleanup(ctx: Context, params: dict[str, str]) -> Done:
     node = params["node"]
-    try:
-        await ctx.kube.call(ctx.kube.core.read_node(node))
-    except KubeApiError as exc:
-        if exc.status == 404:
-            raise Skipped(f"node {node} does not exist (any more)") from exc
-        raise
+    await ctx.kube.existing(ctx.kube.core.read_node(node), f"node {node} does not exist (any more)")
     namespace = ctx.settings.functions_namespace
     job = cleanup_job(ctx.settings, node, ctx.trigger.correlation_id)
     running = await ctx.kube.call(ctx.kube.batch.list_namespaced_job(

@@ -17,12 +17,8 @@ from .kube import condition, controller_of
 
 
 async def get_or_skip(ctx: Context, namespace: str, name: str) -> dict[str, Any]:
-    try:
-        return await ctx.kube.call(ctx.kube.core.read_namespaced_pod(name, namespace))
-    except KubeApiError as exc:
-        if exc.status == 404:
-            raise Skipped(f"pod {namespace}/{name} is gone: already replaced or deleted") from exc
-        raise
+    return await ctx.kube.existing(ctx.kube.core.read_namespaced_pod(name, namespace),
+                                   f"pod {namespace}/{name} is gone: already replaced or deleted")
 
 
 def healthy(pod: dict[str, Any]) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import KubeApiError, Skipped
+from ..errors import Skipped
 from .base import Context, Done, Function
 
 _MAX_PODS = 20
@@ -60,12 +60,8 @@ async def pod_status(ctx: Context, params: dict[str, str]) -> Done:
 
 async def pvc_status(ctx: Context, params: dict[str, str]) -> Done:
     name, namespace = params["name"], params["namespace"]
-    try:
-        claim = await ctx.kube.call(ctx.kube.core.read_namespaced_persistent_volume_claim(name, namespace))
-    except KubeApiError as exc:
-        if exc.status == 404:
-            raise Skipped(f"PersistentVolumeClaim {namespace}/{name} does not exist") from exc
-        raise
+    claim = await ctx.kube.existing(ctx.kube.core.read_namespaced_persistent_volume_claim(name, namespace),
+                                    f"PersistentVolumeClaim {namespace}/{name} does not exist")
     spec, status = claim.get("spec", {}), claim.get("status", {})
     report = {"phase": status.get("phase"), "capacity": (status.get("capacity") or {}).get("storage"),
               "requested": ((spec.get("resources") or {}).get("requests") or {}).get("storage"),

@@ -7,7 +7,7 @@ restart already stamped this second is skipped (kubectl's `{}` patch).
 
 from __future__ import annotations
 
-from ..errors import FunctionError, KubeApiError, Skipped
+from ..errors import FunctionError, Skipped
 from .base import Context, Done, Function, now_rfc3339
 from .kube import FIELD_MANAGER, STRATEGIC_MERGE_PATCH
 
@@ -25,12 +25,7 @@ async def restart(ctx: Context, params: dict[str, str]) -> Done:
         "daemonset": (apps.read_namespaced_daemon_set, apps.patch_namespaced_daemon_set),
     }[kind]
     where = f"{_KINDS[kind]} {namespace}/{name}"
-    try:
-        obj = await ctx.kube.call(read(name, namespace))
-    except KubeApiError as exc:
-        if exc.status == 404:
-            raise Skipped(f"{where} does not exist (any more)") from exc
-        raise
+    obj = await ctx.kube.existing(read(name, namespace), f"{where} does not exist (any more)")
     spec = obj.get("spec", {})
     if spec.get("paused"):
         raise FunctionError(f"{where} is paused: resume it before restarting it (kubectl refuses too)")

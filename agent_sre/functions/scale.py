@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import KubeApiError, Skipped
+from ..errors import Skipped
 from .base import Context, Done, Function
 from .kube import FIELD_MANAGER, MERGE_PATCH
 
@@ -35,12 +35,8 @@ async def scale(ctx: Context, params: dict[str, str]) -> Done:
     name, namespace = params["name"], params["namespace"]
     ceiling = ctx.settings.functions_max_replicas
     where = f"Deployment {namespace}/{name}"
-    try:
-        await ctx.kube.call(ctx.kube.apps.read_namespaced_deployment(name, namespace))
-    except KubeApiError as exc:
-        if exc.status == 404:
-            raise Skipped(f"{where} does not exist: only a Deployment is scaled") from exc
-        raise
+    await ctx.kube.existing(ctx.kube.apps.read_namespaced_deployment(name, namespace),
+                            f"{where} does not exist: only a Deployment is scaled")
     hpa = await _hpa_for(ctx, namespace, name)
     if hpa is not None:
         hpa_name = hpa["metadata"]["name"]
