@@ -49,8 +49,9 @@ class Turn:
 
 
 @dataclass(frozen=True)
-class _Pending:
-    """A proposal that passed every gate but whose risk waits for a selector of another kind to agree."""
+class _Opinion:
+    """One selector's proposal, with the kind of evidence it rests on and the labels' values for it:
+    a risky one waiting for a second kind to agree, or one that could be that second kind."""
 
     selector: str
     evidence: str
@@ -98,8 +99,8 @@ class Chain:
             return Decision(lambda_function=None, method="ignore", reasoning=reason, ignored=True)
         phases: list[Phase] = []
         suggestions: list[Suggestion] = []
-        pending: _Pending | None = None
-        seconders: list[_Pending] = []  # turns that could confirm a risky proposal of another kind
+        pending: _Opinion | None = None
+        seconders: list[_Opinion] = []  # turns that could confirm a risky proposal of another kind
         for index, step in enumerate(self.steps):
             if index + 1 < len(self.steps):
                 self._prepare(self.steps[index + 1].selector, alert)
@@ -108,7 +109,7 @@ class Chain:
             proposal, outcome, detail = turn.proposal, turn.outcome, turn.detail
             name, evidence = step.selector.name, evidence_of(step.selector)
             if proposal is not None and (turn.seconds or outcome is Outcome.DECIDED):
-                seconders.append(_Pending(name, evidence, proposal, turn.parameters))
+                seconders.append(_Opinion(name, evidence, proposal, turn.parameters))
             outcome, detail, decision, pending = self._agree(turn, name, evidence, pending, seconders)
             if proposal is not None and proposal.lambda_function in self.catalog.by_name and outcome is not Outcome.DECIDED:
                 suggestions.append(Suggestion(
@@ -153,8 +154,8 @@ class Chain:
         )
 
     def _agree(
-        self, turn: Turn, name: str, evidence: str, pending: _Pending | None, seconders: list[_Pending]
-    ) -> tuple[Outcome, str | None, Decision | None, _Pending | None]:
+        self, turn: Turn, name: str, evidence: str, pending: _Opinion | None, seconders: list[_Opinion]
+    ) -> tuple[Outcome, str | None, Decision | None, _Opinion | None]:
         """What one turn comes to beside the others: a decision, a risky proposal left pending for a
         second kind of evidence, its confirmation (or a veto), or nothing yet. Returns the turn's
         outcome and detail as the phase shows them, the decision if any, and what is pending now."""
@@ -176,7 +177,7 @@ class Chain:
         if pending is not None:
             return outcome, detail, _second_opinion(pending, name, proposal, turn.parameters), pending
         if name != STATIC and self.gates.needs_agreement(proposal.lambda_function):
-            pending = _Pending(name, evidence, proposal, turn.parameters)
+            pending = _Opinion(name, evidence, proposal, turn.parameters)
             earlier = next((s for s in seconders if s.evidence != evidence and _same(pending, s.proposal, s.parameters)), None)
             if earlier is not None:  # a selector of another kind, asked before, agrees
                 return outcome, detail, _second_opinion(pending, earlier.selector, earlier.proposal, earlier.parameters), pending
@@ -255,11 +256,11 @@ def evidence_of(selector: Selector) -> str:
     return evidence.value if isinstance(evidence, EvidenceKind) else f"selector:{selector.name}"
 
 
-def _same(pending: _Pending, proposal: Proposal, parameters: dict[str, str]) -> bool:
+def _same(pending: _Opinion, proposal: Proposal, parameters: dict[str, str]) -> bool:
     return proposal.lambda_function == pending.proposal.lambda_function and parameters == pending.parameters
 
 
-def _second_opinion(pending: _Pending, selector: str, proposal: Proposal, parameters: dict[str, str]) -> Decision:
+def _second_opinion(pending: _Opinion, selector: str, proposal: Proposal, parameters: dict[str, str]) -> Decision:
     first = pending.proposal
     if _same(pending, proposal, parameters):
         return Decision(
