@@ -49,6 +49,7 @@ from agent_sre.schemas.catalog import ESCALATE, Catalog, load_catalog
 from agent_sre.schemas.decision import Decision
 from agent_sre.selectors.chain import Chain
 from agent_sre.selectors.fewshot import FewShotSelector
+from agent_sre.selectors.gates import Gates
 from agent_sre.selectors.known import KnownSelector
 from agent_sre.selectors.rag import RagSelector
 from agent_sre.selectors.rules import RulesSelector
@@ -125,7 +126,8 @@ async def evaluate_fold(fold: str, knowledge: list[RealAlert], catalog: Catalog,
     trm_dir = dict(item.split("=", 1) for item in args.trm).get(fold)
     makers = {
         "known": lambda: KnownSelector(catalog, train),
-        "trm": lambda: TRMSelector(catalog, Path(trm_dir) if trm_dir else None),
+        "trm": lambda: TRMSelector(catalog, Path(trm_dir) if trm_dir else None,
+                                   admissible=Gates(catalog, settings).admissible),
         "rag": lambda: RagSelector(catalog, settings.retrieval_cache_dir),
         "fewshot": lambda: FewShotSelector(catalog, settings.retrieval_cache_dir, real_alerts=train),
         "rules": lambda: RulesSelector(context),

@@ -9,6 +9,7 @@ from agent_sre.schemas.alert import Alert
 from agent_sre.schemas.catalog import load_catalog
 from agent_sre.schemas.decision import Escalation, EvidenceKind, Outcome, Proposal
 from agent_sre.selectors.chain import Chain
+from agent_sre.selectors.gates import Gates
 from agent_sre.selectors.static import StaticSelector
 from agent_sre.settings import Settings
 
@@ -250,6 +251,27 @@ async def test_risk_settings_are_configurable() -> None:
     assert (await relaxed.decide(CRASH)).lambda_function == "pod-restart"
     with pytest.raises(ValueError, match="each of"):
         Settings(risk_thresholds={"medium": 0.5})
+
+
+# what could act at all
+
+
+@pytest.mark.parametrize(
+    "target, functions",
+    [
+        (alert("KubePodCrashLooping", pod="api-1", namespace="shop"), ["pod-restart"]),
+        (alert("KubeJobFailed", job_name="backup-1", namespace="shop"), ["job-retry"]),
+        (alert("GatusEndpointDown", namespace="media", service="jellyfin"), ["pod-check-status"]),
+        (alert("KubePodCrashLooping", pod="api-1", namespace="kube-system"), []),  # a denied namespace
+        (alert("KubePodCrashLooping", pod="postgres-0", namespace="db"), []),  # a database
+        (alert("KubePodCrashLooping", namespace="shop"), []),  # no pod to restart
+        (RAID, []),  # the evidence of a full disk is not there
+        (alert("MysqlDown", instance="10.0.0.5:9104", job="mysql"), []),
+    ],
+)
+def test_admissible_names_the_actions_the_gates_and_the_labels_allow(target: Alert, functions: list[str]) -> None:
+    # What the TRM's novelty map reads: where nothing could act, only a human can answer.
+    assert Gates(CATALOG, Settings()).admissible(target) == functions
 
 
 # ignore

@@ -13,6 +13,8 @@ from agent_sre.trm.encode import (
 )
 from agent_sre.knowledge.generate import generate
 from agent_sre.knowledge.runbook import AlertPattern, load_runbook, parse_runbook
+from agent_sre.trm.dataset import build_splits
+from agent_sre.trm.train import trained_answers
 
 
 @pytest.fixture(scope="module")
@@ -165,3 +167,12 @@ def test_only_the_trend_tells_the_two_cpu_answers_apart(entries, catalog):
                or any(w in e.alert.annotations.get("summary", "") + e.alert.annotations.get("description", "")
                       for w in ("rising", "growing", "increasing", "up", "spiking", "climbing", "surging"))
                for e in trends)
+
+
+def test_each_trained_name_keeps_the_answers_training_gave_it(catalog, encoder):
+    # What lets the predictor trust the halting head on a trained name only for those answers.
+    examples, data = build_splits(catalog, encoder, 0, 2)["train"]
+    answers = trained_answers(examples, data, encoder)
+    assert sorted(answers) == sorted({example.alert.alertname for example in examples})
+    assert answers["PodCPUHigh"] == ["pod-restart", "scale-pod"]  # the request rate's trend decides
+    assert answers["KubeHpaReplicasMismatch"] == ["escalate"]

@@ -15,6 +15,7 @@ from agent_sre.schemas.alert import Alert
 from agent_sre.schemas.catalog import load_catalog
 from agent_sre.selectors.base import SelectorContext, create_selectors
 from agent_sre.selectors.chain import Chain
+from agent_sre.selectors.gates import Gates
 from agent_sre.selectors.trm import TRMSelector
 from agent_sre.trm import novelty
 from agent_sre.trm.predict import Predictor
@@ -97,6 +98,17 @@ def test_a_trained_name_keeps_the_halting_heads_confidence_and_an_unseen_one_get
                          predictor.vocabulary, unseen.familiarity)))
 
 
+def test_a_trained_name_keeps_the_halting_heads_word_only_for_the_answers_it_was_trained_with(catalog):
+    # KubeHpaReplicasMismatch is a runbook escalate name. Read as scale-pod (its labels in a new
+    # combination), that answer is new to the model: the novelty map judges it, not the halting head.
+    predictor = Predictor.load(catalog)
+    hpa = Alert(labels={"alertname": "KubeHpaReplicasMismatch", "namespace": "shop", "horizontalpodautoscaler": "api"})
+    assert predictor.trained_answers["KubeHpaReplicasMismatch"] == {"escalate"}
+    assert predictor.familiar(hpa, 1.0) and predictor.familiar(hpa, 1.0, "escalate")
+    assert not predictor.familiar(hpa, 1.0, "scale-pod")
+    assert not predictor.familiar(hpa, predictor.familiar_floor - 0.01, "escalate")
+
+
 async def test_a_name_of_words_no_training_name_used_is_not_trusted(selector, catalog):
     # Nothing the model learned speaks for this alert: whatever it reads (here a sure escalate from
     # its halting head), it has no opinion to give, so it can neither decide nor veto.
@@ -108,6 +120,25 @@ async def test_a_name_of_words_no_training_name_used_is_not_trusted(selector, ca
     # A new name made of words the model knows is read, and judged by the novelty map.
     [known_words] = Predictor.load(catalog).predict([Alert(labels={**stranger.labels, "alertname": "AppPodCrashLooping"})])
     assert not known_words.strange
+
+
+def test_a_sure_escalate_on_a_new_name_needs_a_catalog_with_nothing_else_to_offer(catalog):
+    # Held out from training, whole source projects taught the novelty map this: where the gates and
+    # the labels leave no action, escalate is the only answer; where one could act (a homelab's
+    # gateway with a namespace and a service, pod-check-status), the model's escalate is a guess.
+    gates = Gates(catalog, Settings())
+    predictor = Predictor.load(catalog, admissible=gates.admissible)
+    database = Alert(labels={"alertname": "CockroachdbNodeDown", "instance": "10.0.0.5:8080", "job": "cockroachdb"})
+    gateway = Alert(labels={"alertname": "ZwaveGatewayUnreachable", "namespace": "home", "service": "zwave"})
+    assert not {database.alertname, gateway.alertname} & predictor.trained_names
+    sure, guess = predictor.predict([database, gateway])
+    assert gates.admissible(database) == [] and sure.function == "escalate"
+    assert sure.confidence >= TRMSelector.default_threshold, sure
+    assert gates.admissible(gateway) == ["pod-check-status"] and guess.function == "escalate"
+    assert guess.confidence < TRMSelector.default_threshold, guess
+    # Without the gates' word every alert leaves room for another answer: the cautious reading.
+    [unknown] = Predictor.load(catalog).predict([database])
+    assert unknown.function == "escalate" and unknown.confidence < TRMSelector.default_threshold, unknown
 
 
 def test_a_raid_disk_failure_is_not_read_as_a_full_disk(catalog):

@@ -103,7 +103,8 @@ def calibrate_command(
              f"fit its map on the other fold only")
     catalog = _catalog()
     try:
-        answers = {fold: held_out_answers(fold, directory, catalog) for fold, directory in folds.items()}
+        admissible = _admissible(catalog)
+        answers = {fold: held_out_answers(fold, directory, catalog, admissible) for fold, directory in folds.items()}
         maps = {target: (novelty.fit(list(answers.values())), folds)}
         if cross:
             for fold, directory in folds.items():
@@ -134,7 +135,7 @@ def _evaluate(directory: Path | None, split: str, catalog) -> dict[str, float]:
     if split not in ("test", "val"):
         fail("--split must be test or val")
     try:
-        predictor = Predictor.load(catalog, directory)
+        predictor = Predictor.load(catalog, directory, admissible=_admissible(catalog))
     except AgentSreError as exc:
         fail(str(exc))
     examples = build_splits(catalog, predictor.encoder, 0, 8)[split][0]
@@ -159,6 +160,13 @@ def _ship(candidate: Path, catalog) -> None:
     else:
         (SHIPPED_DIR / PROTOTYPES).unlink(missing_ok=True)  # an older kind of model: none of its own
     typer.echo(f"shipped to {SHIPPED_DIR}: {json.dumps(new)}")
+
+
+def _admissible(catalog):
+    """What the `trm` selector asks the gates: which actions could act on an alert at all."""
+    from ..selectors.gates import Gates
+
+    return Gates(catalog, load_settings()).admissible
 
 
 def _catalog():

@@ -20,7 +20,9 @@ import re
 
 from ..knowledge.context import metric_context
 from ..schemas.alert import Alert
-from ..schemas.catalog import Catalog, Evidence
+from ..errors import CatalogError
+from ..schemas.catalog import ESCALATE, Catalog, Evidence
+from ..schemas.decision import Proposal
 from ..settings import Settings
 from .stateful import StatefulServices
 
@@ -37,6 +39,7 @@ class Gates:
         self._evidence = {f.name: _CompiledEvidence(f.evidence) for f in catalog.functions if f.evidence}
         self.stateful_functions = frozenset(settings.stateful_functions)
         self.stateful = StatefulServices(settings.stateful_services, settings.stateful_labels, settings.operator_namespaces)
+        self.denied_namespaces = set(settings.denied_namespaces)
 
     def ignore_reason(self, alert: Alert) -> str | None:
         """Why nobody needs this alert, or None when it may need someone."""
@@ -62,6 +65,22 @@ class Gates:
             return f"{function} does not apply: {why}"
         evidence = self._evidence.get(function)
         return evidence.refusal(function, alert) if evidence else None
+
+    def admissible(self, alert: Alert) -> list[str]:
+        """The catalog's actions (escalate aside) that could act on this alert: the gates refuse none
+        of them and its labels fill their parameters. Whatever a selector thinks, an alert with none
+        can only end with a human; one with several leaves room to be wrong."""
+        found = []
+        for function in self.catalog.functions:
+            if function.name == ESCALATE or self.refusal(function.name, alert):
+                continue
+            try:
+                self.catalog.validate_proposal(Proposal(lambda_function=function.name, confidence=1.0), alert,
+                                               self.denied_namespaces)
+            except CatalogError:
+                continue
+            found.append(function.name)
+        return found
 
 
 class _CompiledEvidence:

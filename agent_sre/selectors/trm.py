@@ -16,8 +16,9 @@ from ..retrieval.batcher import MicroBatcher
 from ..schemas.alert import Alert
 from ..schemas.catalog import Catalog
 from ..schemas.decision import EvidenceKind, Proposal
-from ..trm.predict import Prediction, Predictor
+from ..trm.predict import Admissible, Prediction, Predictor
 from .base import SelectorContext
+from .gates import Gates
 
 
 class TRMSelector:
@@ -31,9 +32,11 @@ class TRMSelector:
     default_threshold = 0.93
 
     def __init__(
-        self, catalog: Catalog, model_dir: Path | None = None, max_batch: int = 32, window_s: float = 0.002
+        self, catalog: Catalog, model_dir: Path | None = None, max_batch: int = 32, window_s: float = 0.002,
+        admissible: Admissible | None = None,
     ) -> None:
         self.catalog, self.model_dir = catalog, model_dir
+        self.admissible = admissible  # the gates' (Gates.admissible): which actions could act at all
         self.predictor: Predictor | None = None
         self._batcher: MicroBatcher[Alert, Prediction] = MicroBatcher(self._predict, max_batch, window_s)
         self._lock = asyncio.Lock()
@@ -41,7 +44,9 @@ class TRMSelector:
     async def start(self) -> None:
         async with self._lock:
             if self.predictor is None:
-                self.predictor = await compute.run(Predictor.load, self.catalog, self.model_dir)
+                self.predictor = await compute.run(
+                    Predictor.load, self.catalog, self.model_dir, admissible=self.admissible
+                )
 
     async def close(self) -> None:
         await self._batcher.close()
@@ -69,4 +74,4 @@ class TRMSelector:
 
 
 def create(context: SelectorContext) -> TRMSelector:
-    return TRMSelector(context.catalog)
+    return TRMSelector(context.catalog, admissible=Gates(context.catalog, context.settings).admissible)

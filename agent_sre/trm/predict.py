@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +41,7 @@ from .novelty import features, name_vocabulary
 from .sentences import embed_alerts
 
 log = logging.getLogger(__name__)
+Admissible = Callable[[Alert], Collection[str]]
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,16 @@ class Predictor:
         novelty: Logistic | None = None,
         prototypes: torch.Tensor | None = None,
         familiar_floor: float = 0.0,
+        admissible: Admissible | None = None,
+        trained_answers: Mapping[str, Collection[str]] | None = None,
     ) -> None:
         self.model, self.encoder, self.catalog = model, encoder, catalog
+        # The actions the gates would allow on an alert (the chain's `Gates.admissible`); without
+        # it every alert counts as leaving room for another answer, the cautious reading.
+        self.admissible = admissible
         self.trained_names = frozenset(trained_names)
+        # What training taught each name (its answers there); a model exported without it: anything.
+        self.trained_answers = {name: frozenset(functions) for name, functions in (trained_answers or {}).items()}
         self.vocabulary = name_vocabulary(self.trained_names)
         self.novelty = novelty
         self.prototypes = prototypes  # (names, E)
@@ -81,13 +89,14 @@ class Predictor:
 
     @classmethod
     def load(
-        cls, catalog: Catalog, directory: Path | None = None, quantize: bool = True, novelty: bool = True
+        cls, catalog: Catalog, directory: Path | None = None, quantize: bool = True, novelty: bool = True,
+        admissible: Admissible | None = None,
     ) -> Predictor:
         """The model in `directory` (default: the shipped one); `novelty=False` ignores its novelty map."""
         model, encoder, info = load_model(directory)
         novel = Logistic.from_dict(info["novelty"]) if novelty and "novelty" in info else None
         return cls(quantized(model) if quantize else model, encoder, catalog, info.get("trained_names", ()), novel,
-                   load_prototypes(directory), info.get("familiar_floor", 0.0))
+                   load_prototypes(directory), info.get("familiar_floor", 0.0), admissible, info.get("trained_answers"))
 
     def predict(self, alerts: list[Alert]) -> list[Prediction]:
         encoded = [encode_alert(alert, self.encoder) for alert in alerts]
@@ -105,8 +114,9 @@ class Predictor:
             logit = float(outputs.halt_logits[i])
             confidence = calibrated[i]
             strange = False
-            if self.novelty is not None and not self.familiar(alert, familiar[i]):
-                values = features(alert, name, logit, self.vocabulary, familiar[i])
+            if self.novelty is not None and not self.familiar(alert, familiar[i], name):
+                allowed = self.admissible(alert) if self.admissible is not None else None
+                values = features(alert, name, logit, self.vocabulary, familiar[i], allowed)
                 confidence = self.novelty(values)
                 strange = values["known_words"] == 0 and familiar[i] < self.familiar_floor
             # A catalog overridden by config may lack a function the model knows: then nothing is copied.
@@ -119,9 +129,13 @@ class Predictor:
         return predictions
 
 
-    def familiar(self, alert: Alert, familiarity: float) -> bool:
-        """Whether the halting head speaks for this alert: a name trained on, in a familiar form."""
-        return alert.alertname in self.trained_names and familiarity >= self.familiar_floor
+    def familiar(self, alert: Alert, familiarity: float, function: str | None = None) -> bool:
+        """Whether the halting head speaks for this alert: a name trained on, in a familiar form, and
+        (given the answer) an answer training gave that name. A trained escalate name read as
+        `scale-pod` because its labels came in a new combination is a new answer: the map judges it."""
+        if alert.alertname not in self.trained_names or familiarity < self.familiar_floor:
+            return False
+        return function is None or function in self.trained_answers.get(alert.alertname, (function,))
 
 
 def quantized(model: TRM) -> TRM:

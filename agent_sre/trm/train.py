@@ -119,8 +119,11 @@ def train(
         progress.write(f"exporting the EMA model of step {chosen[1]}: best on the unseen sources {config.early_stop}")
     ema.config.halt_temperature = fit_temperature(ema, splits["val"][1])
     metrics = {name: evaluate(ema, data, escalate) for name, (_, data) in splits.items() if name != "train"}
-    trained_names = sorted({example.alert.alertname for example in splits["train"][0]})  # they keep the halting head's confidence; other names get the novelty map
-    info = {"train_config": asdict(config), "metrics": metrics, "step": step, "trained_names": trained_names,
+    answers = trained_answers(splits["train"][0], splits["train"][1], encoder)
+    # Trained names keep the halting head's confidence for the answers they were trained with; other
+    # names and answers get the novelty map.
+    info = {"train_config": asdict(config), "metrics": metrics, "step": step, "trained_names": sorted(answers),
+            "trained_answers": answers,
             "exported_step": chosen[1] if chosen else step}
     names = prototypes(splits["train"][0], splits["train"][1]) if memo else None
     if names is not None:
@@ -130,6 +133,14 @@ def train(
         info["familiar_floor"] = round(float(torch.quantile(nearest, 0.05)), 4)
     save_model(out_dir, ema, encoder, info, names)
     return metrics
+
+
+def trained_answers(examples: list, data: Tensors, encoder: EncoderConfig) -> dict[str, list[str]]:
+    """Each alert name trained on, with the answers it was trained to give (its labels decide which)."""
+    found: dict[str, set[str]] = {}
+    for example, function in zip(examples, data.functions.tolist()):
+        found.setdefault(example.alert.alertname, set()).add(encoder.functions[function])
+    return {name: sorted(functions) for name, functions in sorted(found.items())}
 
 
 def prototypes(examples: list, data: Tensors) -> torch.Tensor:
