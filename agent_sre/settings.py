@@ -212,7 +212,8 @@ class Settings(BaseSettings):
     escalate_webhook_url_file: Path | None = None
     escalate_webhook_format: Literal["slack", "json"] = "slack"
     # Shared key for results: functions sign `lambda.result` (HMAC-SHA256), the worker refuses
-    # unsigned or forged ones. Unset: results are taken unsigned.
+    # unsigned or forged ones. Unset or empty (an optional Secret key, compose's `${VAR:-}`):
+    # results are taken unsigned, by the worker and the functions alike.
     result_key: SecretStr | None = None
     result_key_file: Path | None = None
 
@@ -255,6 +256,11 @@ class Settings(BaseSettings):
             except json.JSONDecodeError as exc:
                 raise ValueError(f'must be a JSON object such as {{"trm": {{"threshold": 0.8}}}}: {exc}') from exc
         return value
+
+    @field_validator("result_key", mode="before")
+    @classmethod
+    def _empty_key_is_no_key(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("risk_thresholds")
     @classmethod

@@ -43,3 +43,10 @@ def test_the_defaults_act_for_real_and_unsigned():
     settings = Settings(_env_file=None)
     assert settings.functions == [] and settings.functions_dry_run is False and settings.result_key is None
     assert settings.functions_max_replicas == 10
+
+
+def test_an_empty_key_is_no_key_for_the_worker_and_the_functions_alike(monkeypatch):
+    # An optional Secret key, or compose's ${AGENT_SRE_RESULT_KEY:-}, leaves the variable empty:
+    # both sides must then take results unsigned, or the worker would refuse every one.
+    monkeypatch.setenv("AGENT_SRE_RESULT_KEY", "")
+    assert Settings(_env_file=None).result_key is None
