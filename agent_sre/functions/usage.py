@@ -56,11 +56,11 @@ async def volume_usage(ctx: Context, namespace: str, claim: str) -> dict[str, An
     and pod; or `unavailable`, with why."""
     kube = ctx.kube
     try:
-        pods = (await kube.call(kube.core.list_namespaced_pod(namespace))).get("items") or []
+        running = kube.core.list_namespaced_pod(namespace, field_selector="status.phase=Running")
+        pods = (await kube.call(running)).get("items") or []
     except KubeApiError as exc:
         return unavailable("listing the pods that could mount it", exc)
-    mounting = [p for p in pods if _mounts(p, claim) and p.get("status", {}).get("phase") == "Running"
-                and p.get("spec", {}).get("nodeName")]
+    mounting = [p for p in pods if _mounts(p, claim) and p.get("spec", {}).get("nodeName")]
     if not mounting:
         return {"unavailable": "no running pod mounts it, and the kubelet measures a volume only while it is mounted"}
     pod, node = mounting[0]["metadata"]["name"], mounting[0]["spec"]["nodeName"]
