@@ -30,11 +30,8 @@ DEPLOYMENT = {"deployment": "api", "namespace": "shop"}
 
 
 @pytest.fixture
-async def fake():
-    server = FakeKube()
-    await server.start()
-    yield server
-    await server.close()
+def fake(fake_kube: FakeKube) -> FakeKube:
+    return fake_kube  # tests/conftest.py's
 
 
 def _healthy(pod):
