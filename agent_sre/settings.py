@@ -203,6 +203,10 @@ class Settings(BaseSettings):
     # flux-reconcile-*: how long to wait for the controller to handle the request, as flux does (0: no wait).
     functions_flux_wait_s: float = Field(default=50.0, ge=0)
     functions_namespace: str = "agent-sre"  # where node-disk-cleanup creates its Jobs
+    # `functions serve`: POST / wants `Authorization: Bearer <it>` (not the worker's token: who may
+    # send the worker alerts may not thereby send triggers). Unset: open, as Knative delivers.
+    functions_http_token: SecretStr | None = None
+    functions_http_token_file: Path | None = None
     node_cleanup_image: str = "busybox:1.37"
     # Run with /host<path> mounted for each of node_cleanup_paths; no alert text reaches it.
     node_cleanup_command: Annotated[list[str], NoDecode] = [
@@ -212,7 +216,8 @@ class Settings(BaseSettings):
     escalate_webhook_url_file: Path | None = None
     escalate_webhook_format: Literal["slack", "json"] = "slack"
     # Shared key for results: functions sign `lambda.result` (HMAC-SHA256), the worker refuses
-    # unsigned or forged ones. Unset: results are taken unsigned.
+    # unsigned or forged ones. Unset or empty (an optional Secret key, compose's `${VAR:-}`):
+    # results are taken unsigned, by the worker and the functions alike.
     result_key: SecretStr | None = None
     result_key_file: Path | None = None
 
@@ -256,6 +261,11 @@ class Settings(BaseSettings):
                 raise ValueError(f'must be a JSON object such as {{"trm": {{"threshold": 0.8}}}}: {exc}') from exc
         return value
 
+    @field_validator("result_key", "functions_http_token", mode="before")
+    @classmethod
+    def _empty_key_is_no_key(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("risk_thresholds")
     @classmethod
     def _every_risk(cls, value: dict[str, float]) -> dict[str, float]:
@@ -286,6 +296,9 @@ class Settings(BaseSettings):
         if self.escalate_webhook_url_file is not None:
             self.escalate_webhook_url = SecretStr(
                 _read_secret(self.escalate_webhook_url_file, "AGENT_SRE_ESCALATE_WEBHOOK_URL_FILE"))
+        if self.functions_http_token_file is not None:
+            self.functions_http_token = SecretStr(
+                _read_secret(self.functions_http_token_file, "AGENT_SRE_FUNCTIONS_HTTP_TOKEN_FILE"))
         if self.result_key_file is not None:
             self.result_key = SecretStr(_read_secret(self.result_key_file, "AGENT_SRE_RESULT_KEY_FILE"))
         return self

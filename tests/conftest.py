@@ -23,6 +23,7 @@ from agent_sre.worker.app import Worker
 from agent_sre.worker.audit import AuditLog
 from agent_sre.worker.topology import delay_queue_name, dlq_name, retry_delays
 from tests.broker_harness import Harness
+from tests.kube_api import FakeKube
 
 
 def _docker_engine_running() -> bool:
@@ -214,3 +215,12 @@ async def start_worker(
     yield start
     for worker in workers:
         await worker.stop(grace_s=5)
+
+
+@pytest.fixture
+async def fake_kube() -> AsyncIterator[FakeKube]:
+    """The functions' Kubernetes API (tests/kube_api.py), allowing everything, started for one test."""
+    server = FakeKube()
+    await server.start()
+    yield server
+    await server.close()

@@ -103,6 +103,11 @@ def _node_cleanup_check(fake: FakeKube, writes: list[Request]) -> None:
 
 NODE = {"kind": "Node", "metadata": {"name": "node-1"}, "status": {"conditions": [{"type": "DiskPressure", "status": "True"}]}}
 POD = crashing_pod()
+# The pod that mounts check-pvc-status's claim: the kubelet of its node reports the volume's usage.
+DB_POD = {"kind": "Pod", "metadata": {"name": "db-0", "namespace": "shop", "labels": {"app": "db"}},
+          "spec": {"nodeName": "node-1", "containers": [{"name": "db", "image": "postgres:17"}],
+                   "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data-db-0"}}]},
+          "status": {"phase": "Running"}}
 REPORTED_POD = crashing_pod("worker-5d8", service="worker")  # not pod-restart's: the e2e test runs both at once
 
 SCENARIOS = {
@@ -114,7 +119,7 @@ SCENARIOS = {
     "pod-check-status": Scenario("pod-check-status", {"namespace": "shop", "service": "worker"},
                                  [REPORTED_POD, event(REPORTED_POD)], []),
     "check-pvc-status": Scenario("check-pvc-status", {"persistentvolumeclaim": "data-db-0", "namespace": "shop"},
-                                 [pvc(), event(pvc(), "FailedMount")], []),
+                                 [pvc(), event(pvc(), "FailedMount"), DB_POD, NODE], []),
     # (`web`: the rollout restart's `api` would race it in the end-to-end test: a 409, rightly)
     "scale-pod": Scenario("scale-pod", {"deployment": "web", "namespace": "shop"}, [deployment("web")],
                           [("PUT", "/apis/apps/v1/namespaces/shop/deployments/web/scale", JSON)], _scale_check),

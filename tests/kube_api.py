@@ -4,7 +4,8 @@ No apiserver runs on these machines, so this one speaks its protocol for the res
 functions touch, and the functions drive it through kubernetes_asyncio, unchanged, from a
 kubeconfig file. What it holds to (FUNCTIONS.md §4, §7, §8 and the apiserver's handlers):
 - paths: `/api/v1/...` and `/apis/GROUP/VERSION/...`, namespaced and cluster-scoped, the `scale`
-  and `status` subresources; lists with equality label and field selectors;
+  and `status` subresources; lists with equality label and field selectors; usage figures
+  (kube_usage.py): a node's kubelet stats summary through `nodes/proxy`, and metrics.k8s.io's pods;
 - verbs: GET (get/list), POST (create), PUT (update), PATCH (patch), DELETE (delete);
 - errors as `Status` objects: 404 NotFound, 409 AlreadyExists / Conflict (a stale resourceVersion
   on PUT, a failed delete precondition), 422 Invalid (a Job whose selector was copied), 415 for
@@ -22,6 +23,7 @@ from __future__ import annotations
 import copy
 import itertools
 import uuid
+from urllib.parse import unquote
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +37,7 @@ from aiohttp.test_utils import TestServer
 from tests.kube_api_resources import RESOURCES
 from tests.kube_discovery import discovery
 from tests.kube_rbac import Grant, allowed
+from tests.kube_usage import pod_metrics, stats_summary
 
 PLURAL_OF = {kind: plural for plural, (_, _, kind, _, _) in RESOURCES.items()}
 MERGE_TYPES = ("application/merge-patch+json", "application/strategic-merge-patch+json")
@@ -58,6 +61,7 @@ class Target:
     namespace: str | None
     name: str | None
     subresource: str | None
+    proxied: str = ""  # the kubelet path after `/proxy/`
 
     @property
     def key(self) -> tuple[str, str, str | None, str | None]:
@@ -181,6 +185,12 @@ class FakeKube:
 
     def _serve(self, verb: str, target: Target, query: dict[str, str], body: Any, content_type: str) -> Any:
         dry = _dry_run(verb, query, body)
+        if target.group == "metrics.k8s.io":
+            return pod_metrics(self.objects, target.namespace or "", lambda pod: _selected(pod, query.get("labelSelector"), None))
+        if target.subresource == "proxy" and target.key in self.objects:
+            if target.proxied != "stats/summary":
+                raise ApiStatus(404, "NotFound", f"the kubelet serves no /{target.proxied} here", target)
+            return stats_summary(self.objects, target.name or "")
         if verb == "list":
             return self._list(target, query)
         if verb == "create":
@@ -273,15 +283,18 @@ def _target(path: str) -> Target:
     namespace = None
     if len(rest) >= 2 and rest[0] == "namespaces":
         namespace, rest = rest[1], rest[2:]
-    if not rest or rest[0] not in RESOURCES or RESOURCES[rest[0]][0] != group or len(rest) > 3:
+    if group == "metrics.k8s.io" and rest == ["pods"] and namespace:  # metrics-server: its pods' list
+        return Target(group, "pods", namespace, None, None)
+    proxied = unquote("/".join(rest[3:])) if len(rest) > 3 and rest[2] == "proxy" else ""
+    if not rest or rest[0] not in RESOURCES or RESOURCES[rest[0]][0] != group or (len(rest) > 3 and not proxied):
         raise ApiStatus(404, "NotFound", f"the server could not find the requested resource ({path})")
     plural = rest[0]
     if RESOURCES[plural][3] != (namespace is not None) and len(rest) > 1:
         raise ApiStatus(404, "NotFound", f"the server could not find the requested resource ({path})")
-    subresource = rest[2] if len(rest) == 3 else None
+    subresource = rest[2] if len(rest) >= 3 else None
     if subresource is not None and subresource not in RESOURCES[plural][4]:
         raise ApiStatus(404, "NotFound", f"the server could not find the requested resource ({path})")
-    return Target(group, plural, namespace, rest[1] if len(rest) > 1 else None, subresource)
+    return Target(group, plural, namespace, rest[1] if len(rest) > 1 else None, subresource, proxied)
 
 
 def _verb(method: str, target: Target) -> str:

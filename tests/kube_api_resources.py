@@ -7,7 +7,7 @@ RESOURCES: dict[str, tuple[str, str, str, bool, tuple[str, ...]]] = {
     "pods": ("", "v1", "Pod", True, ()),
     "events": ("", "v1", "Event", True, ()),
     "persistentvolumeclaims": ("", "v1", "PersistentVolumeClaim", True, ("status",)),
-    "nodes": ("", "v1", "Node", False, ("status",)),
+    "nodes": ("", "v1", "Node", False, ("status", "proxy")),
     "deployments": ("apps", "v1", "Deployment", True, ("scale", "status")),
     "statefulsets": ("apps", "v1", "StatefulSet", True, ("scale", "status")),
     "daemonsets": ("apps", "v1", "DaemonSet", True, ("status",)),

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml  # PyYAML (the dev extra)
 
+from agent_sre.settings import Settings
 from tests.conftest import threaded_http
 
 
@@ -23,7 +24,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 SAMPLE_WEBHOOK = ROOT / "examples" / "alertmanager-webhook.json"
 # The host's own RabbitMQ (AMQP, management) and Redis, which the broker and shared-state tests use.
 LOCAL_PORTS = {5672, 15672, 6379}
-_VARIABLE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+_VARIABLE = re.compile(r"\$\{(\w+)(:-([^}]*))?\}")
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def compose() -> dict[str, Any]:
 
 def at_defaults(text: str) -> str:
     """`${VAR:-default}` as Docker Compose reads it with nothing set."""
-    return _VARIABLE.sub(lambda match: match.group(2) or "", text)
+    return _VARIABLE.sub(lambda match: match.group(3) or "", text)
 
 
 def test_the_compose_file_is_yaml_with_three_services_and_the_functions_profile(compose):
@@ -47,7 +48,10 @@ def test_the_compose_file_is_yaml_with_three_services_and_the_functions_profile(
 
 def test_every_variable_has_a_default_and_no_dollar_is_left_bare():
     text = COMPOSE.read_text()
-    assert all(default for _, default in _VARIABLE.findall(text))
+    variables = _VARIABLE.findall(text)
+    assert all(marker for _, marker, _ in variables)
+    # Empty only for the one optional secret: the result key, unset unless you set it.
+    assert [name for name, _, default in variables if not default] == ["AGENT_SRE_RESULT_KEY"] * 2
     # Compose would try to interpolate any other `$`; a literal one is written `$$`.
     assert "$" not in _VARIABLE.sub("", text).replace("$$", "")
 
@@ -61,6 +65,12 @@ def test_no_host_port_is_one_a_local_rabbitmq_or_redis_holds(compose):
         assert address == ["127.0.0.1"], mapping
         assert int(host) not in LOCAL_PORTS, mapping
     assert "ports" not in compose["services"]["redis"]  # only the containers use it
+
+
+def test_the_worker_and_the_functions_share_the_result_key_from_the_shell(compose):
+    worker, functions = (compose["services"][name]["environment"] for name in ("agent-sre", "functions"))
+    assert worker["AGENT_SRE_RESULT_KEY"] == functions["AGENT_SRE_RESULT_KEY"] == "${AGENT_SRE_RESULT_KEY:-}"
+    assert Settings(_env_file=None, result_key=at_defaults(worker["AGENT_SRE_RESULT_KEY"])).result_key is None
 
 
 def test_the_worker_uses_the_compose_broker_and_redis(compose):

@@ -224,6 +224,10 @@ def test_the_worker_reads_its_secrets_catalog_and_cache_from_what_is_mounted(var
         assert volume["secret"]["secretName"] == "agent-sre", name
         assert posixpath.basename(path) in secret_keys, name
 
+    # The result key: from the same Secret, optional (a cluster without it starts, results unsigned)
+    assert env["AGENT_SRE_RESULT_KEY"] == {"secretKeyRef": {"name": "agent-sre", "key": "result-key", "optional": True}}
+    assert "result-key" in secret_keys
+
     catalog_map = only(docs, "ConfigMap", mounted[posixpath.dirname(env["AGENT_SRE_CATALOG_PATH"])]["configMap"]["name"])
     assert posixpath.basename(env["AGENT_SRE_CATALOG_PATH"]) in catalog_map["data"]
     assert "emptyDir" in mounted[env["AGENT_SRE_RETRIEVAL_CACHE_DIR"]]
@@ -428,7 +432,7 @@ def test_the_example_secret_has_the_keys_the_worker_reads_and_only_placeholders(
     example = yaml.safe_load((DEPLOY / "secret.example.yaml").read_text())
 
     assert (example["kind"], example["metadata"]["name"]) == ("Secret", "agent-sre")
-    assert set(example["stringData"]) == {"amqp-url", "redis-url", "http-token"}
-    assert "CHANGE-ME" in example["stringData"]["amqp-url"] and "CHANGE-ME" in example["stringData"]["http-token"]
+    assert set(example["stringData"]) == {"amqp-url", "redis-url", "http-token", "result-key"}
+    assert all("CHANGE-ME" in example["stringData"][key] for key in ("amqp-url", "http-token", "result-key"))
     for path in DEPLOY.rglob("kustomization.yaml"):
         assert "secret.example.yaml" not in yaml.safe_load(path.read_text()).get("resources", []), path

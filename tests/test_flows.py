@@ -138,6 +138,8 @@ async def test_a_denied_request_escalates_and_an_unpublished_one_is_given_back_f
     await flow.answer(event(APPROVAL_DENIED_TYPE, "e-2"), Answer(correlation_id=ALERT.correlation_id, by="bob"), Verdict())
     assert publisher.sent == [(Kind.APPROVAL_REQUESTED, "pod-restart"), (Kind.TRIGGER, "escalate")]
     assert audit(tmp_path / "a.jsonl")[-1]["action"] == "approval_denied"
+    awaited = await flow.outcomes.escalation_reported(ALERT.correlation_id)  # the escalate's result is awaited
+    assert awaited is not None and awaited.trigger_id == "trigger-2"
 
 
 async def test_without_approvals_an_answer_matches_nothing(tmp_path) -> None:

@@ -21,11 +21,8 @@ NAMESPACED = [name for name in SCENARIOS if any(p.name == "namespace" for p in C
 
 
 @pytest.fixture
-async def fake():
-    server = FakeKube()
-    await server.start()
-    yield server
-    await server.close()
+def fake(fake_kube: FakeKube) -> FakeKube:
+    return fake_kube  # tests/conftest.py's
 
 
 def _calls(fake: FakeKube) -> list[tuple[str, str, str]]:

@@ -17,10 +17,17 @@ from agent_sre.schemas.catalog import load_catalog
 from agent_sre.settings import Settings
 from tests.deploy_schemas import CUSTOM_RESOURCES
 from tests.kube_rbac import grants_of
-from tests.test_deploy import CORE_KINDS, KUBERNETES_VERSIONS, kubectl, need
+from tests.test_deploy import CORE_KINDS, KUBERNETES_VERSIONS, environment, kubectl, need
+from tests.test_deploy import render as render_deploy
 from tests.test_functions_rbac import OVERLAY, grants, rendered
 
 RBAC_KINDS = {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+
+
+@functools.cache
+def _workers_result_key() -> object:
+    """How the worker reads AGENT_SRE_RESULT_KEY: the functions must read the same."""
+    return environment(render_deploy("base"))["AGENT_SRE_RESULT_KEY"]
 
 
 def _deployments() -> dict[str, dict]:
@@ -67,8 +74,9 @@ def test_each_function_pod_runs_its_function_alone_as_its_own_account_in_dry_run
     for name, deployment in _deployments().items():
         pod = deployment["spec"]["template"]["spec"]
         [container] = pod["containers"]
-        env = {item["name"]: item["value"] for item in container["env"]}
+        env = {item["name"]: item.get("value", item.get("valueFrom")) for item in container["env"]}
         assert set(env) <= settings
+        assert env["AGENT_SRE_RESULT_KEY"] == _workers_result_key()  # the same Secret key, optional
         assert account(env["AGENT_SRE_FUNCTIONS"]) == name == pod["serviceAccountName"]
         assert env["AGENT_SRE_FUNCTIONS_QUEUE"] == f"agent-sre.functions.{env['AGENT_SRE_FUNCTIONS']}"
         assert env["AGENT_SRE_FUNCTIONS_DRY_RUN"] == "true"
@@ -119,8 +127,9 @@ def test_each_function_trigger_delivers_to_its_functions_service():
     for function, service_name in subscribers.items():
         pod = services[service_name]["spec"]["template"]["spec"]
         [container] = pod["containers"]
-        env = {item["name"]: item["value"] for item in container["env"]}
+        env = {item["name"]: item.get("value", item.get("valueFrom")) for item in container["env"]}
         assert pod["serviceAccountName"] == account(function) and env["AGENT_SRE_FUNCTIONS"] == function
+        assert env["AGENT_SRE_RESULT_KEY"] == _workers_result_key()
         assert container["command"] == ["agent-sre", "functions", "serve"]
         assert env["AGENT_SRE_FUNCTIONS_DRY_RUN"] == "true" and "AGENT_SRE_AMQP_URL_FILE" not in env
         assert {v["name"]: v for v in pod["volumes"]}["catalog"]["configMap"]["name"] == catalog_map

@@ -88,8 +88,7 @@ async def test_every_function_end_to_end(start_worker, amqp_connection, tmp_path
         for scenario in SCENARIOS.values():
             await harness.send(_alert(scenario.function, scenario.labels))
 
-        # Then each ends in the worker's audit trail with the function's own result
-        # (escalate is no remediation the worker tracks: its result is audited as `result_unmatched`)
+        # Then each ends in the worker's audit trail as the outcome of its own trigger (escalate's too)
         def results() -> dict[str, dict]:
             published = {r["correlation_id"]: r for r in harness.audit() if r.get("action") == "published"}
             return {published[r["correlation_id"]]["decision"]["lambda_function"]: r for r in harness.audit()
@@ -102,7 +101,8 @@ async def test_every_function_end_to_end(start_worker, amqp_connection, tmp_path
             for record in harness.audit():
                 print({k: record.get(k) for k in ("action", "function", "outcome", "status", "reason", "error")})
         assert {name: r["status"] for name, r in results().items()} == {name: "succeeded" for name in SCENARIOS}
-        assert {r["action"] for name, r in results().items() if name != "escalate"} == {"outcome"}
+        assert {name: (r["action"], r["function"]) for name, r in results().items()} == {
+            name: ("outcome", name) for name in SCENARIOS}
         # and the API saw exactly each function's writes
         seen = [(r.method, r.path, r.content_type) for r in fake.writes]
         assert sorted(seen) == sorted(w for s in SCENARIOS.values() for w in s.writes)

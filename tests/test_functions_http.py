@@ -94,3 +94,28 @@ async def test_health_and_metrics(client):
     metrics = await (await client.get("/metrics")).text()
     assert 'agent_sre_function_runs_total{function="pod-restart",status="succeeded"} 1.0' in metrics
     assert "agent_sre_function_run_duration_seconds_bucket" in metrics
+
+
+async def test_with_a_token_a_trigger_without_it_is_refused_and_acts_not(tmp_path):
+    # Given `functions serve` with AGENT_SRE_FUNCTIONS_HTTP_TOKEN set
+    fake = FakeKube()
+    await fake.start()
+    SCENARIOS["pod-restart"].seed(fake)
+    runner = await runner_for(fake, tmp_path, functions_http_token="s3cret-token")
+    body, headers = _binary_mode()
+    try:
+        async with TestClient(TestServer(create_app(Service(runner, KEY)))) as client:
+            # When a trigger comes without the token, or with another one
+            for authorization in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret-token"}):
+                refused = await client.post("/", data=body, headers={**headers, **authorization})
+                # Then it is refused with 401, and nothing is called in the cluster
+                assert refused.status == 401 and refused.headers["WWW-Authenticate"] == "Bearer"
+                assert (await refused.json())["error"] == "unauthorized"
+            assert fake.requests == []
+            assert runner.metrics.invalid.labels("unauthorized")._value.get() == 3
+            # while the probes stay open, and the token lets the trigger in
+            assert (await client.get("/healthz")).status == 200
+            taken = await client.post("/", data=body, headers={**headers, "Authorization": "Bearer s3cret-token"})
+            assert taken.status == 200 and [r.method for r in fake.writes] == ["DELETE"]
+    finally:
+        await fake.close()

@@ -16,6 +16,8 @@ def test_lists_maps_and_secret_files(monkeypatch, tmp_path):
     monkeypatch.setenv("AGENT_SRE_NODE_CLEANUP_COMMAND", '["sh", "-c", "du -sh /host/var/log"]')
     monkeypatch.setenv("AGENT_SRE_NODE_CLEANUP_PATHS", "/var/log,/var/lib/containerd")
     monkeypatch.setenv("AGENT_SRE_RESULT_KEY_FILE", str(tmp_path / "key"))
+    (tmp_path / "token").write_text("t0ken\n")
+    monkeypatch.setenv("AGENT_SRE_FUNCTIONS_HTTP_TOKEN_FILE", str(tmp_path / "token"))
 
     settings = Settings(_env_file=None)
 
@@ -24,7 +26,8 @@ def test_lists_maps_and_secret_files(monkeypatch, tmp_path):
     assert settings.node_cleanup_command == ["sh", "-c", "du -sh /host/var/log"]
     assert settings.node_cleanup_paths == ["/var/log", "/var/lib/containerd"]
     assert settings.result_key is not None and settings.result_key.get_secret_value() == "s3cret"
-    assert "s3cret" not in repr(settings)
+    assert settings.functions_http_token is not None and settings.functions_http_token.get_secret_value() == "t0ken"
+    assert "s3cret" not in repr(settings) and "t0ken" not in repr(settings)
 
 
 def test_a_command_that_is_no_json_list_says_so(monkeypatch):
@@ -43,3 +46,12 @@ def test_the_defaults_act_for_real_and_unsigned():
     settings = Settings(_env_file=None)
     assert settings.functions == [] and settings.functions_dry_run is False and settings.result_key is None
     assert settings.functions_max_replicas == 10
+
+
+def test_an_empty_key_is_no_key_for_the_worker_and_the_functions_alike(monkeypatch):
+    # An optional Secret key, or compose's ${AGENT_SRE_RESULT_KEY:-}, leaves the variable empty:
+    # both sides must then take results unsigned, or the worker would refuse every one.
+    monkeypatch.setenv("AGENT_SRE_RESULT_KEY", "")
+    monkeypatch.setenv("AGENT_SRE_FUNCTIONS_HTTP_TOKEN", "")
+    settings = Settings(_env_file=None)
+    assert settings.result_key is None and settings.functions_http_token is None

@@ -30,11 +30,8 @@ DEPLOYMENT = {"deployment": "api", "namespace": "shop"}
 
 
 @pytest.fixture
-async def fake():
-    server = FakeKube()
-    await server.start()
-    yield server
-    await server.close()
+def fake(fake_kube: FakeKube) -> FakeKube:
+    return fake_kube  # tests/conftest.py's
 
 
 def _healthy(pod):
@@ -243,8 +240,8 @@ async def test_reports_carry_status_conditions_and_events(fake, tmp_path):
     assert pod["events"][0]["reason"] == "BackOff" and "not ready: worker-5d8" in pods.message
     assert claim.report["phase"] == "Bound" and claim.report["capacity"] == "10Gi"
     assert claim.report["events"][0]["reason"] == "FailedMount"
-    list_calls = [(r.path, r.query) for r in fake.requests if r.path.endswith("/pods")]
-    assert list_calls == [("/api/v1/namespaces/shop/pods", {"labelSelector": "service=worker"})]
+    [listing, *_] = [(r.path, r.query) for r in fake.requests if r.path.endswith("/pods")]
+    assert listing == ("/api/v1/namespaces/shop/pods", {"labelSelector": "service=worker"})
 
 
 FLUX = {"name": "apps", "namespace": "flux-system"}

@@ -72,12 +72,29 @@ async def test_a_result_for_an_older_occurrence_or_an_unknown_one_matches_nothin
     assert not (await outcomes.last("fp")).failed  # type: ignore[union-attr]
 
 
+async def test_an_escalate_awaits_its_result_once_and_leaves_the_remediation_in_place(store) -> None:
+    first, second = store(), store()
+    await first.triggered("fp", "corr-1", "trigger-1", "pod-restart")
+    await first.reported("corr-1", failed=True)
+    # The same occurrence escalated: its result is awaited apart from the remediation's
+    await first.escalated("corr-1", "trigger-2")
+    reports = await asyncio.gather(*(replica.escalation_reported("corr-1") for replica in (first, second) * 3))
+    [escalation] = [r for r in reports if r is not None]
+    assert (escalation.trigger_id, escalation.function, escalation.attempts) == ("trigger-2", "escalate", 0)
+    last = await second.last("fp")
+    assert last is not None and (last.trigger_id, last.attempts, last.failed) == ("trigger-1", 1, True)
+    assert await first.reported("corr-1", failed=False) is None, "the remediation's result is recorded already"
+    assert await first.escalation_reported("nobody") is None
+
+
 async def test_a_remediation_waits_for_its_outcome_only_so_long(store) -> None:
     outcomes = store(ttl_s=0.3)
     await outcomes.triggered("fp", "corr-1", "trigger-1", "pod-restart")
     assert await outcomes.last("fp") is not None
+    await outcomes.escalated("corr-2", "trigger-2")
     await asyncio.sleep(0.5)
     assert await outcomes.last("fp") is None
+    assert await outcomes.escalation_reported("corr-2") is None
 
 
 async def test_redis_unreachable_is_a_transient_error(redis_prefix: str) -> None:

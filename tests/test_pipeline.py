@@ -150,6 +150,11 @@ async def test_a_message_past_the_per_message_cap_triggers_only_the_cap_and_esca
     assert actions.count("published") == 10 and actions.count("suppressed:storm") == 20
     assert [r for r in world.audit() if r.get("storm_escalation")] == [world.audit()[10]], "the first refused carries it"
     assert incoming.settled == ["ack"]
+    # The storm's escalate awaits its result as any trigger does
+    first_refused = world.audit()[10]
+    await world.consumer(result(first_refused["correlation_id"], "succeeded", function="escalate"))
+    outcome = world.audit()[-1]
+    assert (outcome["action"], outcome["function"], outcome["trigger_id"]) == ("outcome", "escalate", first_refused["storm_escalation"])
     # A second storm message inside the storm window escalates no more
     await world.consumer(message(*(crash_loop(f"web-{n}") for n in range(30))))
     assert sum(d.lambda_function == "escalate" for _, d in world.publisher.triggers) == 1
@@ -317,6 +322,31 @@ async def test_a_reported_failure_makes_the_next_decision_escalate_and_a_success
     await world.consumer(result(api["correlation_id"], "failed"))
     sample = world.metrics.registry.get_sample_value
     assert sample("agent_sre_remediation_outcomes_total", {"function": "pod-restart", "outcome": "failed"}) == 1
+
+
+async def test_an_escalate_result_is_its_outcome_and_the_failure_it_escalated_still_stands(tmp_path) -> None:
+    # Given a remediation that reported failure, and the escalate that followed it
+    world = World(tmp_path, cooldown_s=0, max_attempts_per_alert=5)
+    await world.consumer(message(crash_loop("api-1")))
+    [restart] = [r for r in world.audit() if r["action"] == "published"]
+    await world.consumer(result(restart["correlation_id"], "failed"))
+    await world.consumer(message(crash_loop("api-1")))
+    escalation = [r for r in world.audit() if r["action"] == "published"][-1]
+    assert escalation["decision"]["lambda_function"] == "escalate"
+    # When the escalate function reports (the same correlation id: the same occurrence), twice
+    for _ in range(2):
+        await world.consumer(result(escalation["correlation_id"], "failed", function="escalate", message="webhook 500"))
+    # Then its result is an outcome of its own trigger, once; the second matches nothing
+    outcome, unmatched = world.audit()[-2:]
+    assert (outcome["action"], outcome["outcome"], outcome["function"]) == ("outcome", "failed", "escalate")
+    assert outcome["trigger_id"] == escalation["trigger_id"] and outcome["result_message"] == "webhook 500"
+    assert unmatched["action"] == "result_unmatched"
+    sample = world.metrics.registry.get_sample_value
+    assert sample("agent_sre_remediation_outcomes_total", {"function": "escalate", "outcome": "failed"}) == 1
+    # and it counted no attempt: the pod-restart's failure still decides the next firing
+    await world.consumer(message(crash_loop("api-1")))
+    assert world.publisher.triggers[-1][1].lambda_function == "escalate"
+    assert "pod-restart reported that it failed" in world.publisher.triggers[-1][1].reasoning
 
 
 async def test_a_result_for_no_trigger_is_recorded_and_a_malformed_one_dead_lettered(tmp_path) -> None:

@@ -152,7 +152,8 @@ def test_an_unreadable_secret_file_names_the_variable(
     assert "missing" in str(caught.value)
 
 
-@pytest.mark.parametrize("variable", ["AGENT_SRE_AMQP_URL_FILE", "AGENT_SRE_HTTP_TOKEN_FILE"])
+@pytest.mark.parametrize("variable", ["AGENT_SRE_AMQP_URL_FILE", "AGENT_SRE_HTTP_TOKEN_FILE",
+                                      "AGENT_SRE_FUNCTIONS_HTTP_TOKEN_FILE"])
 def test_an_empty_secret_file_refuses_to_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variable: str) -> None:
     # An empty token file would otherwise turn authentication off without a word.
     (tmp_path / "secret").write_text(" \n")

@@ -6,8 +6,10 @@ POST / takes one trigger (binary mode with `ce-` headers, or structured mode). T
   and the answer is 202 with no body;
 - 202 with no body for a redelivered trigger (answered once already) or one for another function;
 - 400 for a body that is no trigger (a retry cannot mend it); 503 when the run could not be
-  claimed or its result published (worth a retry: the retry is a duplicate, so nothing acts twice).
-GET /healthz, GET /metrics (`functions consume` serves these two alone).
+  claimed or its result published (worth a retry: the retry is a duplicate, so nothing acts twice);
+- 401 without `Authorization: Bearer <AGENT_SRE_FUNCTIONS_HTTP_TOKEN>`, when that is set (a
+  Knative Trigger sends none: leave it unset there, behind the broker).
+GET /healthz, GET /metrics (`functions consume` serves these two alone), open for probes and scrapes.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ..bearer import CHALLENGE, REFUSAL, authorized, token_of
 from ..errors import InputError, TransientError
 from .delivery import Publish, deliver
 from .result import result_event
@@ -41,9 +44,13 @@ class _Handler:
     def __init__(self, service: Service, publish: Publish | None) -> None:
         self.service = service
         self.publish = publish
+        self.token = token_of(service.settings.functions_http_token)
 
     async def trigger(self, request: web.Request) -> web.Response:
         runner = self.service.runner
+        if not authorized(request.headers.get("Authorization", ""), self.token):
+            runner.metrics.invalid.labels("unauthorized").inc()
+            return _problem(401, "unauthorized", REFUSAL, CHALLENGE)
         body = await request.read()
         # Only the event's own headers (and its trace context): Host, Authorization & co. are no attributes.
         headers = {k.lower(): v for k, v in request.headers.items()
@@ -80,6 +87,6 @@ class _Handler:
         return web.Response(body=payload, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def _problem(status: int, reason: str, message: str) -> web.Response:
+def _problem(status: int, reason: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(status=status, body=orjson.dumps({"error": reason, "message": message}),
-                        content_type="application/json")
+                        content_type="application/json", headers=headers)

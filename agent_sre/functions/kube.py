@@ -90,6 +90,26 @@ class Kube:
                 raise Skipped(gone) from exc
             raise
 
+    async def proxied(self, request: Awaitable[Any]) -> Any:
+        """Await a proxy call made with `_preload_content=False` (the client would turn its JSON
+        into a Python repr); the parsed body, or KubeApiError with the Status it answered."""
+        try:
+            response = await request
+        except ApiException as exc:
+            raise _translated(exc) from exc
+        try:
+            body = await response.read()
+        finally:
+            response.release()
+        if not 200 <= response.status <= 299:
+            error = ApiException(status=response.status, reason=response.reason)
+            error.body = body.decode(errors="replace")
+            raise _translated(error)
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise KubeApiError(response.status, "BadResponse", f"the proxied answer is no JSON: {exc}") from exc
+
     def as_dict(self, obj: Any) -> dict[str, Any]:
         plain = self.api.sanitize_for_serialization(obj)
         return plain if isinstance(plain, dict) else {}

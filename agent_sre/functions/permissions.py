@@ -35,9 +35,13 @@ PERMISSIONS: dict[str, Permissions] = {
     "flux-reconcile-gitrepository": _flux("source.toolkit.fluxcd.io", "gitrepositories"),
     "flux-reconcile-helmrelease": _flux("helm.toolkit.fluxcd.io", "helmreleases"),
     "pod-restart": Permissions(cluster=(Rule("", ("pods",), ("get", "delete")),)),
-    "pod-check-status": Permissions(cluster=(Rule("", ("pods", "events"), ("list",)),)),
+    "pod-check-status": Permissions(cluster=(Rule("", ("pods", "events"), ("list",)),
+                                             Rule("metrics.k8s.io", ("pods",), ("list",)))),
+    # nodes/proxy: the kubelet's stats summary, the only API with a volume's usage. It opens the
+    # whole kubelet API (docs/THREAT_MODEL.md); taken away, the report says usage is unavailable.
     "check-pvc-status": Permissions(cluster=(Rule("", ("persistentvolumeclaims",), ("get",)),
-                                             Rule("", ("events",), ("list",)))),
+                                             Rule("", ("pods", "events"), ("list",)),
+                                             Rule("", ("nodes/proxy",), ("get",)))),
     "deployment-rollout-restart": Permissions(cluster=(
         Rule("apps", ("deployments", "statefulsets", "daemonsets"), ("get", "patch")),)),
     "scale-pod": Permissions(cluster=(Rule("apps", ("deployments",), ("get",)),

@@ -1,8 +1,9 @@
 """pod-check-status and check-pvc-status: read-only reports, returned in the result.
 
-Status, conditions and the latest events of the pods (a namespace, or those a label selector
-picks) or of a PersistentVolumeClaim. They read, never write; at most `_MAX_PODS` pods and
-`_MAX_EVENTS` events each, so a result stays small.
+Status, conditions, the latest events and usage (`usage.py`: best effort, `unavailable` with
+why) of the pods (a namespace, or those a label selector picks) or of a PersistentVolumeClaim.
+They read, never write; at most `_MAX_PODS` pods and `_MAX_EVENTS` events each, so a result
+stays small.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from ..errors import Skipped
 from .base import Context, Done, Function
+from .usage import describe_volume, pod_usage, usage_of, volume_usage
 
 _MAX_PODS = 20
 _MAX_EVENTS = 10
@@ -46,15 +48,18 @@ async def pod_status(ctx: Context, params: dict[str, str]) -> Done:
     pods = listing.get("items") or []
     if not pods:
         raise Skipped(f"no pods in {namespace}" + (f" with {selector}" if selector else ""))
+    usage = await pod_usage(ctx, namespace, selector)
     report = []
     for pod in pods[:_MAX_PODS]:
         name = pod["metadata"]["name"]
         report.append({"name": name, "phase": pod.get("status", {}).get("phase"), "node": pod.get("spec", {}).get("nodeName"),
                        "conditions": _conditions(pod), "containers": _containers(pod),
-                       "events": await _events(ctx, namespace, "Pod", name)})
+                       "usage": usage_of(usage, name), "events": await _events(ctx, namespace, "Pod", name)})
     unready = [p["name"] for p in report if any(not c["ready"] for c in p["containers"])]
     message = f"{len(pods)} pods in {namespace}" + (f" ({selector})" if selector else "")
     message += f", not ready: {', '.join(unready)}" if unready else ", all ready"
+    if "*" in usage:
+        message += f"; usage unavailable: {usage['*']['unavailable']}"
     return Done(message, {"pods": report, "total": len(pods)})
 
 
@@ -67,9 +72,10 @@ async def pvc_status(ctx: Context, params: dict[str, str]) -> Done:
               "requested": ((spec.get("resources") or {}).get("requests") or {}).get("storage"),
               "storageClass": spec.get("storageClassName"), "volume": spec.get("volumeName"),
               "accessModes": status.get("accessModes") or spec.get("accessModes"), "conditions": _conditions(claim),
+              "usage": await volume_usage(ctx, namespace, name),
               "events": await _events(ctx, namespace, "PersistentVolumeClaim", name)}
     return Done(f"PersistentVolumeClaim {namespace}/{name}: {report['phase']}, {report['capacity'] or '?'} "
-                f"of {report['requested'] or '?'} requested", report)
+                f"of {report['requested'] or '?'} requested; {describe_volume(report['usage'])}", report)
 
 
 FUNCTIONS: dict[str, Function] = {"pod-check-status": pod_status, "check-pvc-status": pvc_status}

@@ -21,7 +21,7 @@ from ..schemas.events import APPROVAL_EXPIRED_TYPE, APPROVAL_GRANTED_TYPE
 from ..schemas.verdict import Verdict
 from .approvals import Answer, Approval, NotTaken, RedisApprovals, State
 from .audit import AuditTrail
-from .holding import holding
+from .holding import holding, recorded
 from .limits import Claim
 from .metrics import Metrics
 from .outcomes import Outcomes
@@ -66,10 +66,7 @@ class ApprovalFlow:
         extra = {"phases": dump["phases"], "expires_at": request.expires_at}
         async with holding(claim.release, lambda: self._cancel(alert.correlation_id), retry={"decision": dump}):
             request_id = await self.triggers.publish(event, alert, decision, Kind.APPROVAL_REQUESTED, extra)
-        try:
-            await claim.commit()
-        except TransientError as exc:
-            log.warning("approval request %s published, but its cooldown could not be recorded: %s", request_id, exc)
+        await recorded(request_id, claim.commit())
         self.metrics.approval(request.function, "requested")
         self.trail.alert(verdict, event, alert, Action.APPROVAL_REQUESTED, decision=dump, trigger_id=request_id)
 
@@ -98,11 +95,8 @@ class ApprovalFlow:
         by = answer.by or "unknown"
         async with holding(lambda: self._give_back(correlation_id)):  # the answer is retried
             trigger_id = await self.triggers.publish(event, alert, decision, Kind.TRIGGER, {"approved_by": by})
-        try:
-            await self.approvals.finish(correlation_id, State.APPROVED, by)
-            await self.outcomes.triggered(alert.identity, correlation_id, trigger_id, taken.function)
-        except TransientError as exc:
-            log.warning("trigger %s published on approval, but that could not be recorded: %s", trigger_id, exc)
+        await recorded(trigger_id, self.approvals.finish(correlation_id, State.APPROVED, by),
+                       self.outcomes.triggered(alert.identity, correlation_id, trigger_id, taken.function))
         self.metrics.approval(taken.function, State.APPROVED.value)
         self.metrics.trigger_published(taken.function)
         await self.triggers.silence(alert, taken.function, trigger_id)
@@ -134,11 +128,11 @@ class ApprovalFlow:
         give_back = (lambda: self._give_back(approval.correlation_id),) if take else ()
         async with holding(*give_back):
             trigger_id = await self.triggers.publish(event, alert, escalation)
+        records = [self.outcomes.escalated(alert.correlation_id, trigger_id)]
         if take:
-            try:
-                await self.approvals.finish(approval.correlation_id, state, by)  # type: ignore[union-attr]
-            except TransientError as exc:
-                log.warning("escalated %s, but the approval's answer could not be recorded: %s", trigger_id, exc)
+            records.append(self.approvals.finish(approval.correlation_id, state, by))  # type: ignore[union-attr]
+        await recorded(trigger_id, *records)
+        if take:
             self.metrics.approval(approval.function, state.value)
         self.metrics.trigger_published(ESCALATE)
         action = Action.APPROVAL_DENIED if state is State.DENIED else Action.APPROVAL_EXPIRED

@@ -6,15 +6,22 @@ shutdown, a bug), each thing is given back, in order, and the failure propagates
 then not acked or is retried, and comes back to find everything free, or its alert would be
 suppressed and lost. With `retry`, a TransientError propagates as `Retry` carrying it (the
 alert's decision) for the alert's `retry` audit record.
+
+Once published, the other way round: `recorded(...)` awaits what follows the publish (its
+cooldown, the result it awaits, an approval's answer) and logs what fails: retrying would
+publish twice.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
 from ..errors import Retry, TransientError
+
+log = logging.getLogger(__name__)
 
 
 class holding:  # noqa: N801 (a context manager, named as contextlib's are)
@@ -38,3 +45,13 @@ class holding:  # noqa: N801 (a context manager, named as contextlib's are)
         if self.retry is not None and isinstance(exc, TransientError) and not isinstance(exc, Retry):
             raise Retry(str(exc), **self.retry) from exc
         return False  # the failure propagates
+
+
+async def recorded(trigger_id: str, *records: Awaitable[object]) -> None:
+    """Await each record of `trigger_id`, published already: a TransientError is logged, not
+    raised. (A claim left unrecorded expires on its own.)"""
+    for record in records:
+        try:
+            await record
+        except TransientError as exc:
+            log.warning("%s published, but what follows it could not be recorded: %s", trigger_id, exc)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import logging
 from collections.abc import Callable
 from typing import Protocol
@@ -27,6 +26,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ..bearer import CHALLENGE, REFUSAL, authorized, token_of
 from ..errors import InputError, TransientError
 from ..schemas.alert import parse_alerts
 from ..schemas.cloudevent import InboundEvent, decode_event, trigger_headers
@@ -97,8 +97,7 @@ class _Handlers:
         self.metrics = metrics
         self.settings = settings
         self.is_ready = is_ready
-        token = settings.http_token.get_secret_value() if settings.http_token is not None else ""
-        self.token = token.encode() or None  # an empty token means none is configured
+        self.token = token_of(settings.http_token)  # an empty token means none is configured
 
     async def cloudevent(self, request: web.Request) -> web.Response:
         return await self._ingest(request, self._decode_cloudevent, lambda body: _cloudevent_headers(request),
@@ -151,8 +150,7 @@ class _Handlers:
             return _error(403, "no_token", "answering approvals over HTTP needs AGENT_SRE_HTTP_TOKEN(_FILE) set; "
                           "or use `agent-sre approvals`")
         if not self._authorized(request):
-            return _error(401, "unauthorized", "send `Authorization: Bearer <token>` with the configured token",
-                          headers={"WWW-Authenticate": "Bearer"})
+            return _error(401, "unauthorized", REFUSAL, headers=CHALLENGE)
         return None
 
     async def metrics_page(self, request: web.Request) -> web.Response:
@@ -194,8 +192,7 @@ class _Handlers:
     ) -> web.Response:
         if not self._authorized(request):
             self.metrics.event("other", "http_unauthorized")
-            return _error(401, "unauthorized", "send `Authorization: Bearer <token>` with the configured token",
-                          headers={"WWW-Authenticate": "Bearer"})
+            return _error(401, "unauthorized", REFUSAL, headers=CHALLENGE)
         try:
             async with asyncio.timeout(self.settings.http_body_timeout_s):
                 body, truncated = await _read_limited(request, self.settings.max_event_bytes)
@@ -258,10 +255,7 @@ class _Handlers:
         return response
 
     def _authorized(self, request: web.Request) -> bool:
-        if self.token is None:
-            return True
-        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), self.token)
+        return authorized(request.headers.get("Authorization", ""), self.token)
 
 
 async def _read_limited(request: web.Request, limit: int) -> tuple[bytes, bool]:

@@ -4,6 +4,7 @@ that keeps firing after its remediations, or whose function failed, is escalated
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from ..schemas.alert import Alert
@@ -29,15 +30,25 @@ class OutcomeFlow:
     async def result(self, event: InboundEvent, result: LambdaResult) -> None:
         """A function's result for the trigger it ran."""
         status = RemediationOutcome(result.status)
-        remediation = await self.outcomes.reported(result.correlation_id, failed=status is RemediationOutcome.FAILED)
+        if result.function == ESCALATE:
+            remediation = await self.outcomes.escalation_reported(result.correlation_id)
+        else:
+            remediation = await self.outcomes.reported(result.correlation_id, failed=status is RemediationOutcome.FAILED)
         record = {"event_id": event.id, "correlation_id": result.correlation_id, "status": status,
                   "result_message": result.message}
         if remediation is None:
             self.trail.write({**record, "action": Action.RESULT_UNMATCHED})
             return
         self._write(remediation, status, **record)
-        if status is RemediationOutcome.FAILED:  # a human must hear of it again
+        if status is RemediationOutcome.FAILED:  # a human must hear of it again (a failed escalate too)
             await self.triggers.unsilence(remediation.correlation_id)
+
+    def awaiting(self, alert: Alert, function: str, trigger_id: str) -> Awaitable[object]:
+        """A trigger was published: its result awaited; a remediation's outcome too. Await it
+        (sent when called, with Redis)."""
+        if function == ESCALATE:
+            return self.outcomes.escalated(alert.correlation_id, trigger_id)
+        return self.outcomes.triggered(alert.identity, alert.correlation_id, trigger_id, function)
 
     async def resolved(self, event: InboundEvent, alert: Alert) -> Remediation | None:
         """The alert resolved: its remediation, if one awaited that, recorded as `resolved`.

@@ -11,6 +11,11 @@ Outcomes, each recorded once per trigger:
 - `succeeded` / `failed` / `skipped`: the function's own `io.homelab.agent-sre.lambda.result` event
   (`skipped`: it found nothing to do, e.g. the pod was replaced already; not a failure).
 
+An `escalate` trigger is no remediation: it counts no attempt and leaves the fingerprint's last
+remediation in place (an alert escalated after a failure stays escalated), but its result is
+awaited all the same, under its correlation id apart from the remediations', so that a failed
+notification is heard of.
+
 Two backends behave the same: `MemoryOutcomes` (one replica) and `RedisOutcomes`, which shares
 them with every replica through the limits' Redis.
 """
@@ -25,6 +30,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..schemas.catalog import ESCALATE
 from ..schemas.cloudevent import event_data
 from .limits import Clock
 from .redis_client import Batch
@@ -38,6 +44,7 @@ class LambdaResult(BaseModel):
     correlation_id: str = Field(min_length=1, max_length=200)
     status: Literal["succeeded", "failed", "skipped"]
     message: str = Field(default="", max_length=4000)
+    function: str = Field(default="", max_length=200)  # which trigger ran: `escalate`'s awaits apart
 
 
 def parse_result(data: object) -> LambdaResult:
@@ -51,7 +58,7 @@ class Remediation:
     function: str
     correlation_id: str
     at: float  # Unix time the trigger was confirmed
-    attempts: int  # remediations of this fingerprint without a resolution, this one included
+    attempts: int  # remediations of this fingerprint without a resolution, this one included (0: an escalate)
     failed: bool = False  # its function reported failure
     judged: bool = False  # `not_resolved` is recorded for it already
     reported: bool = False  # its function's result is recorded already
@@ -78,6 +85,14 @@ class Outcomes(Protocol):
         """A function's result for this alert occurrence; None when no trigger awaits one, or its
         result is recorded already."""
 
+    def escalated(self, correlation_id: str, trigger_id: str) -> Awaitable[object]:
+        """An escalate was published for this alert occurrence: its result awaited (no attempt
+        counted). Await it; sent when called (Redis)."""
+
+    async def escalation_reported(self, correlation_id: str) -> Remediation | None:
+        """The escalate's result for this alert occurrence; None when none awaits one, or its
+        result is recorded already."""
+
 
 class MemoryOutcomes:
     """In this process's memory, for at most `max_items` fingerprints (the oldest are forgotten)."""
@@ -88,6 +103,7 @@ class MemoryOutcomes:
         self.max_items = max_items
         self._by_fingerprint: OrderedDict[str, Remediation] = OrderedDict()
         self._fingerprint_of: dict[str, str] = {}  # correlation id -> fingerprint
+        self._escalations: OrderedDict[str, Remediation] = OrderedDict()  # correlation id -> its escalate
 
     async def triggered(self, fingerprint: str, correlation_id: str, trigger_id: str, function: str) -> None:
         previous = await self.last(fingerprint)
@@ -126,6 +142,19 @@ class MemoryOutcomes:
             return None
         self._by_fingerprint[fingerprint] = replace(remediation, reported=True, failed=failed)  # type: ignore[index]
         return remediation
+
+    async def escalated(self, correlation_id: str, trigger_id: str) -> None:
+        self._escalations.pop(correlation_id, None)  # the newest last, for the oldest to go first
+        self._escalations[correlation_id] = Remediation(trigger_id, ESCALATE, correlation_id, self.clock(), attempts=0)
+        while len(self._escalations) > self.max_items:
+            self._escalations.popitem(last=False)
+
+    async def escalation_reported(self, correlation_id: str) -> Remediation | None:
+        escalation = self._escalations.get(correlation_id)
+        if escalation is None or escalation.reported or self.clock() - escalation.at > self.ttl_s:
+            return None
+        self._escalations[correlation_id] = replace(escalation, reported=True)
+        return escalation
 
     def _forget(self, fingerprint: str) -> None:
         remediation = self._by_fingerprint.pop(fingerprint, None)
@@ -180,9 +209,27 @@ return fields
 """
 
 
+# KEYS: escalation hash. ARGV: trigger id, function, correlation id, at, ttl ms.
+_ESCALATED = """
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'trigger_id', ARGV[1], 'function', ARGV[2], 'correlation_id', ARGV[3],
+  'at', ARGV[4], 'attempts', '0', 'reported', '0')
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+# KEYS: escalation hash. The escalation, for the first report only.
+_ESCALATION_REPORTED = """
+if redis.call('HGET', KEYS[1], 'reported') ~= '0' then return {} end
+redis.call('HSET', KEYS[1], 'reported', '1')
+return redis.call('HGETALL', KEYS[1])
+"""
+
+
 class RedisOutcomes:
     """Outcomes in Redis, under the limits' `{prefix}` hash tag: `outcome:<fingerprint>` (a hash)
-    and `outcome-of:<correlation id>` (its key), both for `ttl_s`. Each call is one script on the
+    and `outcome-of:<correlation id>` (its key), and `escalation:<correlation id>` (a hash), all
+    for `ttl_s`. Each call is one script on the
     limits' batch; their client is closed with them."""
 
     def __init__(self, batch: Batch, *, prefix: str, ttl_s: float, clock: Clock = time.time) -> None:
@@ -194,6 +241,8 @@ class RedisOutcomes:
         self._judge = batch.script(_JUDGE)
         self._resolved = batch.script(_RESOLVED)
         self._reported = batch.script(_REPORTED)
+        self._escalated = batch.script(_ESCALATED)
+        self._escalation_reported = batch.script(_ESCALATION_REPORTED)
 
     def triggered(self, fingerprint: str, correlation_id: str, trigger_id: str, function: str) -> Awaitable[object]:
         args = [self._of(correlation_id), trigger_id, function, correlation_id, repr(self.clock()), self.ttl_ms]
@@ -212,8 +261,18 @@ class RedisOutcomes:
         found = await self._reported([self._of(correlation_id)], [correlation_id, int(failed)])
         return _remediation(found)
 
+    def escalated(self, correlation_id: str, trigger_id: str) -> Awaitable[object]:
+        args = [trigger_id, ESCALATE, correlation_id, repr(self.clock()), self.ttl_ms]
+        return self._escalated([self._escalation(correlation_id)], args)
+
+    async def escalation_reported(self, correlation_id: str) -> Remediation | None:
+        return _remediation(await self._escalation_reported([self._escalation(correlation_id)], []))
+
     def _key(self, fingerprint: str) -> str:
         return f"{self.prefix}:outcome:{fingerprint}"
+
+    def _escalation(self, correlation_id: str) -> str:
+        return f"{self.prefix}:escalation:{correlation_id}"
 
     def _of(self, correlation_id: str) -> str:
         return f"{self.prefix}:outcome-of:{correlation_id}"

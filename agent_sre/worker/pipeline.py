@@ -28,7 +28,7 @@ from ..settings import Settings
 from .approval_flow import ApprovalFlow
 from .approvals import NEEDS_REDIS, RedisApprovals, parse_approval_answer
 from .audit import AuditLog, AuditTrail
-from .holding import holding
+from .holding import holding, recorded
 from .limits import Claim, Limits, Refusal
 from .metrics import Metrics
 from .outcome_flow import OutcomeFlow
@@ -211,14 +211,9 @@ class Pipeline:
         if active:
             verdict.actions += 1
         records = [claim.commit()]  # with Redis, sent at once: one round trip for both
-        if active and not proposed:
-            records.append(self.outcomes.triggered(alert.identity, alert.correlation_id, trigger_id, function))
-        for record in records:
-            try:
-                await record
-            except TransientError as exc:
-                # Published all the same: retrying would trigger twice. The claim expires on its own.
-                log.warning("trigger %s published, but its cooldown or outcome could not be recorded: %s", trigger_id, exc)
+        if not proposed:
+            records.append(self.outcome_flow.awaiting(alert, function, trigger_id))
+        await recorded(trigger_id, *records)
         self.metrics.trigger_published(function, proposed, decision.escalation)
         if active and not proposed:
             await self.triggers.silence(alert, function, trigger_id)
@@ -254,6 +249,8 @@ class Pipeline:
         # Not published: the next alert refused for the storm tries again.
         async with holding(self.limits.release_storm_escalation):
             trigger_id = await self.triggers.publish(event, alert, decision, Kind.PROPOSED if proposed else Kind.TRIGGER)
+        if not proposed:
+            await recorded(trigger_id, self.outcome_flow.awaiting(alert, ESCALATE, trigger_id))
         self.metrics.trigger_published(ESCALATE, proposed)
         log.warning("alert storm: escalated once (%s); %s", trigger_id, why)
         return trigger_id
