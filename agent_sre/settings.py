@@ -203,6 +203,10 @@ class Settings(BaseSettings):
     # flux-reconcile-*: how long to wait for the controller to handle the request, as flux does (0: no wait).
     functions_flux_wait_s: float = Field(default=50.0, ge=0)
     functions_namespace: str = "agent-sre"  # where node-disk-cleanup creates its Jobs
+    # check-pvc-status reads a volume's usage from the kubelet's stats summary, through `get nodes/proxy`,
+    # which opens the whole kubelet API of every node: off, it never calls it and says usage is off.
+    # The rule is granted only with deploy/kubernetes/components/kubelet-stats.
+    functions_kubelet_stats: bool = False
     # `functions serve`: POST / wants `Authorization: Bearer <it>` (not the worker's token: who may
     # send the worker alerts may not thereby send triggers). Unset: open, as Knative delivers.
     functions_http_token: SecretStr | None = None

@@ -1,25 +1,24 @@
 """deploy/kubernetes/overlays/functions, rendered by `kubectl kustomize` and checked offline as the
 worker's manifests are (tests/test_deploy.py): schemas, one namespace, pods that hold nothing they
-do not need, and the generated file still what the generator writes."""
+do not need, and the generated files still what the generator writes; also with each opt-in
+Component (deploy/kubernetes/components) added."""
 
 from __future__ import annotations
 
 import functools
 import re
-import subprocess
 
 import pytest
-import yaml
 
-from agent_sre.functions.manifests import account, render
-from agent_sre.functions.permissions import PERMISSIONS
+from agent_sre.functions.manifests import account, render, render_component
+from agent_sre.functions.permissions import OPT_INS, PERMISSIONS, component_of, env_of
 from agent_sre.schemas.catalog import load_catalog
 from agent_sre.settings import Settings
 from tests.deploy_schemas import CUSTOM_RESOURCES
-from tests.kube_rbac import grants_of
-from tests.test_deploy import CORE_KINDS, KUBERNETES_VERSIONS, environment, kubectl, need
+from tests.kube_rbac import allowed, grants_of
+from tests.test_deploy import CORE_KINDS, KUBERNETES_VERSIONS, environment, need
 from tests.test_deploy import render as render_deploy
-from tests.test_functions_rbac import OVERLAY, grants, rendered
+from tests.test_functions_rbac import COMPONENTS, OVERLAY, grants, kustomize, rendered
 
 RBAC_KINDS = {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
 
@@ -46,19 +45,25 @@ def test_every_catalog_function_has_permissions_and_a_deployment():
     assert set(_deployments()) == {account(name) for name in names}
 
 
-@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
-def test_the_manifests_pass_kubernetes_schemas(version):
+def _validate(docs: tuple[dict, ...], version: str) -> None:
     validator = need("kubernetes_validate", "kubernetes-validate")
+    jsonschema = need("jsonschema", "jsonschema")
     version = validator.utils.latest_version() if version == "latest" else version
-    for doc in rendered():
-        if doc["kind"] in CORE_KINDS | RBAC_KINDS:
+    for doc in docs:
+        if doc["apiVersion"] == "serving.knative.dev/v1":  # before the core kinds: it is a `Service` too
+            jsonschema.validate(doc, KNATIVE_SERVICE)
+        elif doc["kind"] in CORE_KINDS | RBAC_KINDS:
             try:
                 validator.validate(doc, version, strict=True)
             except validator.ValidationError as exc:
                 pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} is invalid for Kubernetes {version}: {exc}")
         else:
-            jsonschema = need("jsonschema", "jsonschema")
             jsonschema.validate(doc, CUSTOM_RESOURCES[(doc["apiVersion"], doc["kind"])])
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_the_manifests_pass_kubernetes_schemas(version):
+    _validate(rendered(), version)
 
 
 def test_everything_lands_in_the_agent_sre_namespace():
@@ -105,11 +110,8 @@ KNATIVE_SERVICE = {"type": "object", "required": ["apiVersion", "kind", "metadat
         "template": {"type": "object", "required": ["spec"], "properties": {"spec": _POD}}}}}}
 
 
-@functools.cache
 def rendered_knative() -> tuple[dict, ...]:
-    done = subprocess.run([kubectl(), "kustomize", str(KNATIVE)], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return tuple(doc for doc in yaml.safe_load_all(done.stdout) if doc)
+    return kustomize(KNATIVE)
 
 
 def test_the_generated_knative_file_is_what_the_generator_writes():
@@ -142,16 +144,57 @@ def test_the_knative_variant_grants_what_the_plain_one_does():
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_the_knative_manifests_pass_their_schemas(version):
-    validator = need("kubernetes_validate", "kubernetes-validate")
-    jsonschema = need("jsonschema", "jsonschema")
-    version = validator.utils.latest_version() if version == "latest" else version
-    for doc in rendered_knative():
-        if doc["apiVersion"] == "serving.knative.dev/v1":  # before the core kinds: it is a `Service` too
-            jsonschema.validate(doc, KNATIVE_SERVICE)
-        elif doc["kind"] in CORE_KINDS | RBAC_KINDS:
-            validator.validate(doc, version, strict=True)
-        else:
-            jsonschema.validate(doc, CUSTOM_RESOURCES[(doc["apiVersion"], doc["kind"])])
+    _validate(rendered_knative(), version)
+
+
+# --- opt-ins: rules left out by default, granted (with their setting on) by a Component ---
+
+def _rules(docs: tuple[dict, ...], function: str) -> list[dict]:
+    return [rule for grant in grants_of(list(docs), account(function), "agent-sre") for rule in grant.rules]
+
+
+def _env(docs: tuple[dict, ...], function: str) -> dict[str, str]:
+    [workload] = [d for d in docs if d["kind"] in ("Deployment", "Service") and d["metadata"]["name"]
+                  in (account(function), function) and "template" in d["spec"]]
+    [container] = workload["spec"]["template"]["spec"]["containers"]
+    return {item["name"]: item.get("value") for item in container["env"]}
+
+
+def test_each_opt_in_is_a_setting_off_by_default_with_its_generated_component():
+    named = {rule.opt_in for p in PERMISSIONS.values() for rule in p.cluster + p.own if rule.opt_in}
+    assert named == set(OPT_INS)
+    assert {p.name for p in COMPONENTS.iterdir()} == {component_of(o) for o in OPT_INS}
+    for opt_in in OPT_INS:
+        assert Settings.model_fields[opt_in].default is False
+        assert (COMPONENTS / component_of(opt_in) / "kustomization.yaml").read_text() == render_component(
+            component_of(opt_in)), f"run: agent-sre functions manifests --component {component_of(opt_in)} > ..."
+
+
+@pytest.mark.parametrize("overlay", [OVERLAY, KNATIVE], ids=["plain", "knative"])
+def test_by_default_no_role_grants_an_opt_in_rule_nor_sets_its_setting(overlay):
+    docs = kustomize(overlay)
+    for function, permissions in PERMISSIONS.items():
+        granted = grants_of(list(docs), account(function), "agent-sre")
+        assert not allowed(granted, "get", "", "nodes/proxy", None, "node-1"), function
+        for opt_in in OPT_INS:
+            for rule in permissions.opted(opt_in):
+                assert not any(allowed(granted, verb, rule.group, resource, "shop", None)
+                               for verb in rule.verbs for resource in rule.resources), (function, rule)
+            assert env_of(opt_in) not in _env(docs, function), function
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+@pytest.mark.parametrize("opt_in", OPT_INS)
+@pytest.mark.parametrize("overlay", [OVERLAY, KNATIVE], ids=["plain", "knative"])
+def test_a_component_adds_exactly_its_rules_and_turns_its_setting_on(overlay, opt_in, version):
+    default, enabled = kustomize(overlay), kustomize(overlay, component_of(opt_in))
+    _validate(enabled, version)
+    assert [d["metadata"]["name"] for d in enabled] == [d["metadata"]["name"] for d in default]
+    for function, permissions in PERMISSIONS.items():
+        added = [rule.as_manifest() for rule in permissions.opted(opt_in)]
+        assert _rules(enabled, function) == _rules(default, function) + added, function
+        assert _env(enabled, function) == {**_env(default, function), **({env_of(opt_in): "true"} if added else {})}
+    assert any("nodes/proxy" in rule["resources"] for rule in _rules(enabled, "check-pvc-status"))
 
 
 def test_the_functions_alerts_read_only_what_the_functions_export():

@@ -1,6 +1,7 @@
 """Usage in the read-only reports (agent_sre/functions/usage.py), against the fake_kube API's kubelet
 stats summary and metrics.k8s.io (tests/kube_usage.py): the figures when the cluster gives them,
-and a report that still succeeds, saying why, when it does not."""
+and a report that still succeeds, saying why, when it does not. A claim's usage is read only with
+AGENT_SRE_FUNCTIONS_KUBELET_STATS on; off (the default), no kubelet is called at all."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import copy
 import pytest
 
 from agent_sre.functions.result import Status
+from agent_sre.functions.usage import KUBELET_STATS_OFF
 from tests.functions_harness import runner_for, trigger_for
 from tests.functions_scenarios import DB_POD, SCENARIOS
 from tests.kube_api import FakeKube
@@ -19,8 +21,8 @@ PODS = SCENARIOS["pod-check-status"]
 SUMMARY = "/api/v1/nodes/node-1/proxy/stats/summary"
 
 
-async def _report(fake_kube: FakeKube, tmp_path, scenario=PVC):
-    runner = await runner_for(fake_kube, tmp_path)
+async def _report(fake_kube: FakeKube, tmp_path, scenario=PVC, kubelet_stats=True):
+    runner = await runner_for(fake_kube, tmp_path, functions_kubelet_stats=kubelet_stats)
     result = await runner.run(trigger_for(scenario.function, scenario.labels))
     assert result is not None and result.status is Status.SUCCEEDED, result  # usage or not, the report succeeds
     assert fake_kube.writes == []
@@ -36,6 +38,18 @@ async def test_a_claims_usage_comes_from_the_kubelet_of_the_node_that_mounts_it(
     assert (usage["inodes"], usage["inodesUsed"], usage["inodesFree"]) == (655_360, 55_360, 600_000)
     assert "8.0 GiB used of 10.0 GiB, 20% free" in result.message
     assert [r.path for r in fake_kube.requests if "proxy" in r.path] == [SUMMARY]
+
+
+async def test_by_default_kubelet_stats_are_off_and_no_kubelet_is_called(fake_kube, tmp_path):
+    # Given an API that would allow and answer everything, and the default settings
+    PVC.seed(fake_kube)
+    result = await _report(fake_kube, tmp_path, kubelet_stats=False)
+    assert result.report["usage"] == {"unavailable": KUBELET_STATS_OFF}
+    assert result.message.endswith(f"usage unavailable: {KUBELET_STATS_OFF}")
+    for named in ("AGENT_SRE_FUNCTIONS_KUBELET_STATS=true", "get nodes/proxy", "components/kubelet-stats"):
+        assert named in result.message
+    assert not [r.path for r in fake_kube.requests if "proxy" in r.path or r.path.endswith("/pods")]
+    assert result.report["phase"] == "Bound" and result.report["events"][0]["reason"] == "FailedMount"
 
 
 async def test_pod_usage_is_metrics_servers_per_container(fake_kube, tmp_path):

@@ -144,9 +144,18 @@ async def _publisher(connection: aio_pika.abc.AbstractRobustConnection, settings
 def manifests(
     namespace: Annotated[str, typer.Option(help="The namespace the ServiceAccounts live in.")] = "agent-sre",
     knative: Annotated[bool, typer.Option(help="Knative Services running `functions serve` instead of Deployments.")] = False,
+    component: Annotated[str | None, typer.Option(
+        help="Instead, the kustomize Component that grants an opt-in's rules and turns it on (kubelet-stats).")] = None,
 ) -> None:
     """Print each function's ServiceAccount, exactly the RBAC rights it uses, and its Deployment (YAML):
-    deploy/kubernetes/overlays/functions(-knative)/functions.yaml is this output."""
-    from ..functions.manifests import render
+    deploy/kubernetes/overlays/functions(-knative)/functions.yaml is this output; with --component,
+    deploy/kubernetes/components/<name>/kustomization.yaml."""
+    from ..functions.manifests import render, render_component
 
+    if component is not None:
+        try:
+            typer.echo(render_component(component), nl=False)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--component") from exc
+        return
     typer.echo(render(namespace, knative), nl=False)

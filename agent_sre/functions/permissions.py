@@ -3,8 +3,9 @@
 Read from the calls each function makes (and FUNCTIONS.md §8): verbs per HTTP method, a
 subresource as `resource/subresource`. `CLUSTER` rules are bound cluster-wide (the objects live
 in any namespace the alert names; the deny list is the function's own check, since RBAC cannot
-deny), `OWN` rules only in AGENT_SRE_FUNCTIONS_NAMESPACE. tests/test_functions_rbac.py proves each
-function works with exactly these and fails without any one of them.
+deny), `OWN` rules only in AGENT_SRE_FUNCTIONS_NAMESPACE. A rule with `opt_in` is needed only when
+that setting is on, and granted only by its kustomize Component. tests/test_functions_rbac.py proves
+each function works with exactly these and fails without any one of them, with the opt-ins off and on.
 """
 
 from __future__ import annotations
@@ -16,14 +17,40 @@ class Rule(NamedTuple):
     group: str
     resources: tuple[str, ...]
     verbs: tuple[str, ...]
+    # Opt-in: the setting (a Settings field) that turns on the call needing it. Such a rule is left
+    # out of the default manifests; the kustomize Component `component_of(opt_in)` adds it and sets
+    # the setting to true (manifests.py).
+    opt_in: str | None = None
 
     def as_manifest(self) -> dict[str, Any]:
         return {"apiGroups": [self.group], "resources": list(self.resources), "verbs": list(self.verbs)}
+
+    def words(self) -> str:
+        """`get nodes/proxy`, as a report or a comment names it."""
+        return f"{'/'.join(self.verbs)} {'/'.join(self.resources)}"
 
 
 class Permissions(NamedTuple):
     cluster: tuple[Rule, ...] = ()
     own: tuple[Rule, ...] = ()  # in the functions' own namespace only
+
+    def opted(self, opt_in: str) -> tuple[Rule, ...]:
+        return tuple(rule for rule in self.cluster + self.own if rule.opt_in == opt_in)
+
+
+KUBELET_STATS = "functions_kubelet_stats"  # AGENT_SRE_FUNCTIONS_KUBELET_STATS
+# Every opt-in setting a rule names, and what turning it on costs.
+OPT_INS = {KUBELET_STATS: "get nodes/proxy opens the whole kubelet API of every node, exec into any container "
+                          "included, and list pods reads every pod's spec (docs/THREAT_MODEL.md, threat 14)"}
+
+
+def env_of(opt_in: str) -> str:
+    return f"AGENT_SRE_{opt_in.upper()}"
+
+
+def component_of(opt_in: str) -> str:
+    """The Component's folder under deploy/kubernetes/components: `kubelet-stats`."""
+    return opt_in.removeprefix("functions_").replace("_", "-")
 
 
 def _flux(group: str, plural: str) -> Permissions:
@@ -37,11 +64,14 @@ PERMISSIONS: dict[str, Permissions] = {
     "pod-restart": Permissions(cluster=(Rule("", ("pods",), ("get", "delete")),)),
     "pod-check-status": Permissions(cluster=(Rule("", ("pods", "events"), ("list",)),
                                              Rule("metrics.k8s.io", ("pods",), ("list",)))),
-    # nodes/proxy: the kubelet's stats summary, the only API with a volume's usage. It opens the
-    # whole kubelet API (docs/THREAT_MODEL.md); taken away, the report says usage is unavailable.
+    # Usage, opt-in: the pods that mount the claim, then the kubelet's stats summary of their node
+    # (nodes/proxy, the only API with a volume's usage). nodes/proxy opens the whole kubelet API
+    # (docs/THREAT_MODEL.md, threat 14): without AGENT_SRE_FUNCTIONS_KUBELET_STATS the report says
+    # usage is off, and neither rule is granted.
     "check-pvc-status": Permissions(cluster=(Rule("", ("persistentvolumeclaims",), ("get",)),
-                                             Rule("", ("pods", "events"), ("list",)),
-                                             Rule("", ("nodes/proxy",), ("get",)))),
+                                             Rule("", ("events",), ("list",)),
+                                             Rule("", ("pods",), ("list",), KUBELET_STATS),
+                                             Rule("", ("nodes/proxy",), ("get",), KUBELET_STATS))),
     "deployment-rollout-restart": Permissions(cluster=(
         Rule("apps", ("deployments", "statefulsets", "daemonsets"), ("get", "patch")),)),
     "scale-pod": Permissions(cluster=(Rule("apps", ("deployments",), ("get",)),

@@ -7,7 +7,8 @@
   `pods[].volume[]` whose `pvcRef` names the claim), read through the API server's node proxy on
   the node of a running pod that mounts the claim: the kubelet measures a volume only while it is
   mounted, and metrics.k8s.io has no volume figures. The proxy needs `get nodes/proxy`, which
-  opens the whole kubelet API to the function (docs/THREAT_MODEL.md).
+  opens the whole kubelet API to the function (docs/THREAT_MODEL.md), so this is opt-in:
+  without AGENT_SRE_FUNCTIONS_KUBELET_STATS no pod is listed and no kubelet called.
 """
 
 from __future__ import annotations
@@ -16,10 +17,16 @@ from typing import Any
 
 from ..errors import KubeApiError
 from .base import Context
+from .permissions import KUBELET_STATS, PERMISSIONS, component_of, env_of
 
 METRICS_GROUP, METRICS_VERSION = "metrics.k8s.io", "v1beta1"
 # FsStats, as the kubelet's stats API (k8s.io/kubelet/pkg/apis/stats/v1alpha1) names them
 _FS_FIELDS = ("time", "usedBytes", "capacityBytes", "availableBytes", "inodes", "inodesUsed", "inodesFree")
+
+
+_OPTED = ", ".join(rule.words() for rule in PERMISSIONS["check-pvc-status"].opted(KUBELET_STATS))
+KUBELET_STATS_OFF = (f"kubelet stats are off: set {env_of(KUBELET_STATS)}=true and grant {_OPTED} "
+                     f"(deploy/kubernetes/components/{component_of(KUBELET_STATS)} does both)")
 
 
 def unavailable(source: str, exc: KubeApiError) -> dict[str, str]:
@@ -53,7 +60,9 @@ def _mounts(pod: dict[str, Any], claim: str) -> bool:
 
 async def volume_usage(ctx: Context, namespace: str, claim: str) -> dict[str, Any]:
     """The claim's filesystem figures from the kubelet of a node that mounts it, with that node
-    and pod; or `unavailable`, with why."""
+    and pod; or `unavailable`, with why (first: AGENT_SRE_FUNCTIONS_KUBELET_STATS is off)."""
+    if not ctx.settings.functions_kubelet_stats:
+        return {"unavailable": KUBELET_STATS_OFF}
     kube = ctx.kube
     try:
         running = kube.core.list_namespaced_pod(namespace, field_selector="status.phase=Running")
