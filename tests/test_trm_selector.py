@@ -141,6 +141,19 @@ def test_a_sure_escalate_on_a_new_name_needs_a_catalog_with_nothing_else_to_offe
     assert unknown.function == "escalate" and unknown.confidence < TRMSelector.default_threshold, unknown
 
 
+async def test_a_sure_escalate_says_that_no_action_could_act(catalog):
+    selector = TRMSelector(catalog, admissible=Gates(catalog, Settings()).admissible)
+    database = Alert(labels={"alertname": "CockroachdbNodeDown", "instance": "10.0.0.5:8080", "job": "cockroachdb"})
+    gateway = Alert(labels={"alertname": "ZwaveGatewayUnreachable", "namespace": "home", "service": "zwave"})
+    try:
+        sure, guess = await selector.select(database), await selector.select(gateway)
+    finally:
+        await selector.close()
+    assert sure is not None and sure.lambda_function == "escalate"
+    assert "no action of the catalog could act on this alert" in sure.reasoning
+    assert guess is not None and "no action of the catalog" not in guess.reasoning
+
+
 def test_a_raid_disk_failure_is_not_read_as_a_full_disk(catalog):
     # A held-out runbook escalate family in which "Disk" once outweighed "RAID". The real RAID and
     # SMART alerts the model now learns from say escalate; the evidence gate refuses the rest.

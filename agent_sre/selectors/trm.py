@@ -14,7 +14,7 @@ from pathlib import Path
 from .. import compute
 from ..retrieval.batcher import MicroBatcher
 from ..schemas.alert import Alert
-from ..schemas.catalog import Catalog
+from ..schemas.catalog import ESCALATE, Catalog
 from ..schemas.decision import EvidenceKind, Proposal
 from ..trm.predict import Admissible, Prediction, Predictor
 from .base import SelectorContext
@@ -63,7 +63,7 @@ class TRMSelector:
             parameters=prediction.parameters,
             confidence=round(prediction.confidence, 4),
             reasoning=f"TRM chose {prediction.function} after {prediction.steps} supervision step(s); "
-            f"parameters copied from the alert's labels: {labels}",
+            f"parameters copied from the alert's labels: {labels}{_why(prediction)}",
             iterations=prediction.steps,
             familiar=prediction.like_training,
         )
@@ -71,6 +71,12 @@ class TRMSelector:
     def _predict(self, alerts: list[Alert]) -> list[Prediction]:
         assert self.predictor is not None  # select() starts the selector first
         return self.predictor.predict(alerts)
+
+
+def _why(prediction: Prediction) -> str:
+    if prediction.function == ESCALATE and prediction.admissible == ():
+        return "; no action of the catalog could act on this alert (the gates and its labels allow none)"
+    return ""
 
 
 def create(context: SelectorContext) -> TRMSelector:

@@ -58,6 +58,8 @@ class Prediction:
     # sentence embedding is less familiar than training's own. The selector abstains on it.
     strange: bool = False
     like_training: bool = True  # its sentence embedding is as familiar as training's own (any name)
+    # The actions the gates would allow on the alert, where the novelty map asked (None: not asked)
+    admissible: tuple[str, ...] | None = None
 
 
 class Predictor:
@@ -113,9 +115,9 @@ class Predictor:
             name = self.encoder.functions[int(functions[i])]
             logit = float(outputs.halt_logits[i])
             confidence = calibrated[i]
-            strange = False
+            strange, allowed = False, None
             if self.novelty is not None and not self.familiar(alert, familiar[i], name):
-                allowed = self.admissible(alert) if self.admissible is not None else None
+                allowed = tuple(self.admissible(alert)) if self.admissible is not None else None
                 values = features(alert, name, logit, self.vocabulary, familiar[i], allowed)
                 confidence = self.novelty(values)
                 strange = values["known_words"] == 0 and familiar[i] < self.familiar_floor
@@ -125,7 +127,7 @@ class Predictor:
                 if name in self.catalog.by_name else {}
             )
             predictions.append(Prediction(name, parameters, confidence, int(steps[i]), logit, familiar[i], strange,
-                                          familiar[i] >= self.familiar_floor))
+                                          familiar[i] >= self.familiar_floor, allowed))
         return predictions
 
 
