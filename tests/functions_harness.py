@@ -113,11 +113,23 @@ def certificate(name: str = "web-tls", namespace: str = "shop", issuing: bool = 
             "status": {"conditions": conditions}}
 
 
-def pvc(name: str = "data-db-0", namespace: str = "shop") -> dict[str, Any]:
+def pvc(name: str = "data-db-0", namespace: str = "shop", storage_class: str = "longhorn") -> dict[str, Any]:
     return {"kind": "PersistentVolumeClaim", "metadata": {"name": name, "namespace": namespace},
-            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "local",
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": storage_class,
                      "resources": {"requests": {"storage": "10Gi"}}, "volumeName": "pv-1"},
             "status": {"phase": "Bound", "capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteOnce"]}}
+
+
+def storage_class(expandable: bool = True) -> dict[str, Any]:
+    """Longhorn's (allowVolumeExpansion: true), or k3s's local-path one (the field absent: false)."""
+    if expandable:
+        return {"kind": "StorageClass", "metadata": {"name": "longhorn", "annotations": {
+                    "storageclass.kubernetes.io/is-default-class": "true"}},
+                "provisioner": "driver.longhorn.io", "allowVolumeExpansion": True, "reclaimPolicy": "Delete",
+                "volumeBindingMode": "Immediate",
+                "parameters": {"numberOfReplicas": "3", "staleReplicaTimeout": "2880", "fsType": "ext4"}}
+    return {"kind": "StorageClass", "metadata": {"name": "local-path"}, "provisioner": "rancher.io/local-path",
+            "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer"}
 
 
 def event(about: dict[str, Any], reason: str = "BackOff") -> dict[str, Any]:

@@ -19,6 +19,7 @@ from tests.functions_harness import (
     flux_object,
     hpa,
     pvc,
+    storage_class,
 )
 from tests.kube_api import FakeKube, Request
 
@@ -119,7 +120,7 @@ SCENARIOS = {
     "pod-check-status": Scenario("pod-check-status", {"namespace": "shop", "service": "worker"},
                                  [REPORTED_POD, event(REPORTED_POD)], []),
     "check-pvc-status": Scenario("check-pvc-status", {"persistentvolumeclaim": "data-db-0", "namespace": "shop"},
-                                 [pvc(), event(pvc(), "FailedMount"), DB_POD, NODE], []),
+                                 [pvc(), storage_class(), event(pvc(), "FailedMount"), DB_POD, NODE], []),
     # (`web`: the rollout restart's `api` would race it in the end-to-end test: a 409, rightly)
     "scale-pod": Scenario("scale-pod", {"deployment": "web", "namespace": "shop"}, [deployment("web")],
                           [("PUT", "/apis/apps/v1/namespaces/shop/deployments/web/scale", JSON)], _scale_check),

@@ -8,6 +8,7 @@ RESOURCES: dict[str, tuple[str, str, str, bool, tuple[str, ...]]] = {
     "events": ("", "v1", "Event", True, ()),
     "persistentvolumeclaims": ("", "v1", "PersistentVolumeClaim", True, ("status",)),
     "nodes": ("", "v1", "Node", False, ("status", "proxy")),
+    "storageclasses": ("storage.k8s.io", "v1", "StorageClass", False, ()),
     "deployments": ("apps", "v1", "Deployment", True, ("scale", "status")),
     "statefulsets": ("apps", "v1", "StatefulSet", True, ("scale", "status")),
     "daemonsets": ("apps", "v1", "DaemonSet", True, ("status",)),

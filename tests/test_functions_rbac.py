@@ -3,9 +3,10 @@
 
 With exactly those rules it succeeds; with any single verb on any single resource taken away it
 does not, and the API answered 403 to it. A rule nobody needs would fail the second half. (A
-report's usage is best effort: without the right it reads that, the report still succeeds but
-says the usage is unavailable, which counts as not working here.) Both hold in each mode: the
-default (every opt-in off, usage "off" expected) and each opt-in on, rendered with its Component.
+report's usage and a claim's expansion are best effort: without the right to read them, the
+report still succeeds but says they are unavailable, which counts as not working here.) Both hold
+in each mode: the default (every opt-in off, usage "off" expected) and each opt-in on, rendered
+with its Component.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ def grants(function: str, mode: str = "default") -> list[Grant]:
 
 
 def _degraded(report: object, mode: str) -> bool:
-    """A usage figure the report had to do without (by default, kubelet stats are off: expected)."""
+    """A usage figure or a claim's expansion the report had to do without (by default, kubelet
+    stats are off: expected)."""
     if isinstance(report, dict):
         expected = mode == "default" and report.get("unavailable") == KUBELET_STATS_OFF
         return ("unavailable" in report and not expected) or any(_degraded(v, mode) for v in report.values())

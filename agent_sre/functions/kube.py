@@ -57,6 +57,7 @@ class Kube:
     batch: client.BatchV1Api = field(init=False)
     autoscaling: client.AutoscalingV2Api = field(init=False)
     custom: client.CustomObjectsApi = field(init=False)
+    storage: client.StorageV1Api = field(init=False)
 
     def __post_init__(self) -> None:
         self.core = client.CoreV1Api(self.api)
@@ -64,6 +65,7 @@ class Kube:
         self.batch = client.BatchV1Api(self.api)
         self.autoscaling = client.AutoscalingV2Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
+        self.storage = client.StorageV1Api(self.api)
 
     @property
     def dry_run(self) -> str | None:

@@ -64,12 +64,14 @@ PERMISSIONS: dict[str, Permissions] = {
     "pod-restart": Permissions(cluster=(Rule("", ("pods",), ("get", "delete")),)),
     "pod-check-status": Permissions(cluster=(Rule("", ("pods", "events"), ("list",)),
                                              Rule("metrics.k8s.io", ("pods",), ("list",)))),
+    # The claim's StorageClass: whether its volume can be expanded (allowVolumeExpansion).
     # Usage, opt-in: the pods that mount the claim, then the kubelet's stats summary of their node
     # (nodes/proxy, the only API with a volume's usage). nodes/proxy opens the whole kubelet API
     # (docs/THREAT_MODEL.md, threat 14): without AGENT_SRE_FUNCTIONS_KUBELET_STATS the report says
     # usage is off, and neither rule is granted.
     "check-pvc-status": Permissions(cluster=(Rule("", ("persistentvolumeclaims",), ("get",)),
                                              Rule("", ("events",), ("list",)),
+                                             Rule("storage.k8s.io", ("storageclasses",), ("get",)),
                                              Rule("", ("pods",), ("list",), KUBELET_STATS),
                                              Rule("", ("nodes/proxy",), ("get",), KUBELET_STATS))),
     "deployment-rollout-restart": Permissions(cluster=(

@@ -1,7 +1,9 @@
 """pod-check-status and check-pvc-status: read-only reports, returned in the result.
 
 Status, conditions, the latest events and usage (`usage.py`: best effort, `unavailable` with
-why) of the pods (a namespace, or those a label selector picks) or of a PersistentVolumeClaim.
+why) of the pods (a namespace, or those a label selector picks) or of a PersistentVolumeClaim,
+and for a claim whether its volume can be expanded (its StorageClass's `allowVolumeExpansion`,
+best effort too: `expandable` None with why).
 They read, never write; at most `_MAX_PODS` pods and `_MAX_EVENTS` events each, so a result
 stays small.
 """
@@ -10,12 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import Skipped
+from ..errors import KubeApiError, Skipped
 from .base import Context, Done, Function
-from .usage import describe_volume, pod_usage, usage_of, volume_usage
+from .usage import describe_volume, pod_usage, unavailable, usage_of, volume_usage
 
 _MAX_PODS = 20
 _MAX_EVENTS = 10
+# The class annotation that came before spec.storageClassName, still read first (GetPersistentVolumeClaimClass).
+_BETA_CLASS = "volume.beta.kubernetes.io/storage-class"
 
 
 async def _events(ctx: Context, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
@@ -63,19 +67,46 @@ async def pod_status(ctx: Context, params: dict[str, str]) -> Done:
     return Done(message, {"pods": report, "total": len(pods)})
 
 
+def _class_of(claim: dict[str, Any]) -> str | None:
+    annotations = claim.get("metadata", {}).get("annotations") or {}
+    return annotations.get(_BETA_CLASS) or claim.get("spec", {}).get("storageClassName") or None
+
+
+async def _expansion(ctx: Context, storage_class: str | None) -> dict[str, Any]:
+    """Whether the claim's volume can be expanded, as the apiserver's admission decides it: its
+    StorageClass's `allowVolumeExpansion` (absent: false), and who provisions it; `expandable`
+    None with why when the claim names no class, or the class cannot be read."""
+    if storage_class is None:
+        return {"expandable": None, "unavailable": "the claim names no StorageClass"}
+    try:
+        found = await ctx.kube.call(ctx.kube.storage.read_storage_class(storage_class))
+    except KubeApiError as exc:
+        if exc.status == 404:
+            return {"expandable": None, "unavailable": f"StorageClass {storage_class} does not exist"}
+        return {"expandable": None, **unavailable(f"StorageClass {storage_class}", exc)}
+    return {"expandable": bool(found.get("allowVolumeExpansion")), "provisioner": found.get("provisioner")}
+
+
+def _describe_expansion(expansion: dict[str, Any]) -> str:
+    if expansion["expandable"] is None:
+        return f"expansion unknown: {expansion['unavailable']}"
+    return "expandable" if expansion["expandable"] else "not expandable"
+
+
 async def pvc_status(ctx: Context, params: dict[str, str]) -> Done:
     name, namespace = params["name"], params["namespace"]
     claim = await ctx.kube.existing(ctx.kube.core.read_namespaced_persistent_volume_claim(name, namespace),
                                     f"PersistentVolumeClaim {namespace}/{name} does not exist")
-    spec, status = claim.get("spec", {}), claim.get("status", {})
+    spec, status, storage_class = claim.get("spec", {}), claim.get("status", {}), _class_of(claim)
     report = {"phase": status.get("phase"), "capacity": (status.get("capacity") or {}).get("storage"),
               "requested": ((spec.get("resources") or {}).get("requests") or {}).get("storage"),
-              "storageClass": spec.get("storageClassName"), "volume": spec.get("volumeName"),
+              "storageClass": storage_class, "volume": spec.get("volumeName"),
               "accessModes": status.get("accessModes") or spec.get("accessModes"), "conditions": _conditions(claim),
-              "usage": await volume_usage(ctx, namespace, name),
+              "expansion": await _expansion(ctx, storage_class), "usage": await volume_usage(ctx, namespace, name),
               "events": await _events(ctx, namespace, "PersistentVolumeClaim", name)}
     return Done(f"PersistentVolumeClaim {namespace}/{name}: {report['phase']}, {report['capacity'] or '?'} "
-                f"of {report['requested'] or '?'} requested; {describe_volume(report['usage'])}", report)
+                f"of {report['requested'] or '?'} requested, {_describe_expansion(report['expansion'])}; "
+                f"{describe_volume(report['usage'])}", report)
 
 
 FUNCTIONS: dict[str, Function] = {"pod-check-status": pod_status, "check-pvc-status": pvc_status}
