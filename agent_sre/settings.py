@@ -202,6 +202,9 @@ class Settings(BaseSettings):
     functions_max_replicas: int = Field(default=10, ge=1, le=1000)  # scale-pod never goes above it
     # flux-reconcile-*: how long to wait for the controller to handle the request, as flux does (0: no wait).
     functions_flux_wait_s: float = Field(default=50.0, ge=0)
+    # flux-reconcile-kustomization|helmrelease reconcile the source first (`flux reconcile --with-source`);
+    # needs get/patch on Flux's source kinds, granted only with deploy/kubernetes/components/flux-with-source.
+    functions_flux_with_source: bool = False
     functions_namespace: str = "agent-sre"  # where node-disk-cleanup creates its Jobs
     # check-pvc-status reads a volume's usage from the kubelet's stats summary, through `get nodes/proxy`,
     # which opens the whole kubelet API of every node: off, it never calls it and says usage is off.

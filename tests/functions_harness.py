@@ -71,11 +71,42 @@ def crashing_pod(name: str = "api-7f9", namespace: str = "shop", owned: bool = T
                                               "imageID": "", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}}
 
 
-def flux_object(kind: str, name: str = "apps", namespace: str = "flux-system", ready: str = "False") -> dict[str, Any]:
+# What a Kustomization or HelmRelease names as its source by default (the objects: flux_source).
+_SOURCE_OF = {"Kustomization": {"path": "./apps", "prune": True,
+                                "sourceRef": {"kind": "GitRepository", "name": "flux-system"}},
+              "HelmRelease": {"chart": {"spec": {"chart": "podinfo", "version": "6.x",
+                                                 "sourceRef": {"kind": "HelmRepository", "name": "podinfo"}}}}}
+
+
+def flux_object(kind: str, name: str = "apps", namespace: str = "flux-system", ready: str = "False",
+                **spec: Any) -> dict[str, Any]:
     return {"kind": kind, "metadata": {"name": name, "namespace": namespace, "generation": 3},
-            "spec": {"interval": "10m"},
-            "status": {"observedGeneration": 3, "conditions": [{"type": "Ready", "status": ready,
-                                                                 "reason": "ReconciliationFailed"}]}}
+            "spec": {"interval": "10m", **(spec or _SOURCE_OF.get(kind, {}))},
+            "status": {"observedGeneration": 3, "lastHandledReconcileAt": "2026-12-06T23:00:00.000000Z",
+                       "conditions": [{"type": "Ready", "status": ready, "reason": "ReconciliationFailed"}]}}
+
+
+# Flux sources (source.toolkit.fluxcd.io/v1) as `flux create source …` writes them.
+FLUX_SOURCES: dict[tuple[str, str], dict[str, Any]] = {
+    ("GitRepository", "flux-system"): {"interval": "1m0s", "ref": {"branch": "main"}, "secretRef": {"name": "flux-system"},
+                                       "url": "ssh://git@github.com/homelab/fleet"},
+    ("OCIRepository", "podinfo"): {"interval": "5m", "url": "oci://ghcr.io/stefanprodan/manifests/podinfo",
+                                   "ref": {"tag": "latest"}},
+    ("Bucket", "fleet"): {"interval": "5m", "provider": "generic", "bucketName": "fleet",
+                          "endpoint": "minio.minio.svc:9000", "insecure": True},
+    ("HelmRepository", "podinfo"): {"interval": "1h", "url": "https://stefanprodan.github.io/podinfo"},
+    ("HelmChart", "flux-system-apps"): {"chart": "podinfo", "version": "6.x", "interval": "1h",
+                                        "reconcileStrategy": "ChartVersion",
+                                        "sourceRef": {"kind": "HelmRepository", "name": "podinfo"}},
+}
+
+
+def flux_source(kind: str, name: str, namespace: str = "flux-system", **spec: Any) -> dict[str, Any]:
+    return {"kind": kind, "metadata": {"name": name, "namespace": namespace, "generation": 1},
+            "spec": {**FLUX_SOURCES[(kind, name)], **spec},
+            "status": {"observedGeneration": 1, "lastHandledReconcileAt": "2026-12-06T23:00:00.000000Z",
+                       "conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded",
+                                       "message": "stored artifact for revision 'main@sha1:abc'"}]}}
 
 
 def deployment(name: str = "api", namespace: str = "shop", replicas: int = 2, paused: bool = False) -> dict[str, Any]:
@@ -176,6 +207,12 @@ class Scenario:
     check: Check = field(default=lambda fake, writes: None)
     needs_kube: bool = True
     controllers: tuple[Callable[[FakeKube], None], ...] = ()  # what acts in the cluster meanwhile
+    # With an opt-in setting (a Settings field) on, the writes instead.
+    opted_writes: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+
+    def writes_with(self, settings: dict[str, Any]) -> list[tuple[str, str, str]]:
+        opted = [self.opted_writes[name] for name, on in settings.items() if on and name in self.opted_writes]
+        return opted[0] if opted else self.writes
 
     def seed(self, fake: FakeKube) -> None:
         for obj in self.objects:

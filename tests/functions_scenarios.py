@@ -17,18 +17,23 @@ from tests.functions_harness import (
     failed_job,
     flux_controller,
     flux_object,
+    flux_source,
     hpa,
     pvc,
     storage_class,
 )
-from tests.kube_api import FakeKube, Request
+from agent_sre.functions.permissions import FLUX_WITH_SOURCE
+from tests.kube_api import PLURAL_OF, FakeKube, Request
 
 MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 JSON = "application/json"
 
 
-def _flux(kind: str, group: str, version: str, plural: str) -> Scenario:
+def _flux(kind: str, group: str, version: str, plural: str, sources: tuple[tuple[str, str], ...] = (),
+          **spec: object) -> Scenario:
+    """The object `apps`, and `sources` (kind, name: FLUX_SOURCES), reconciled first with
+    AGENT_SRE_FUNCTIONS_FLUX_WITH_SOURCE, in that order; each with its controller."""
     def check(fake: FakeKube, writes: list[Request]) -> None:
         [patch] = writes
         stamp = patch.body["metadata"]["annotations"]["reconcile.fluxcd.io/requestedAt"]
@@ -38,8 +43,12 @@ def _flux(kind: str, group: str, version: str, plural: str) -> Scenario:
 
     function = f"flux-reconcile-{kind.lower()}"
     path = f"/apis/{group}/{version}/namespaces/flux-system/{plural}/apps"
-    return Scenario(function, {"name": "apps", "namespace": "flux-system"}, [flux_object(kind)],
-                    [("PATCH", path, MERGE)], check, controllers=(flux_controller(kind),))
+    source_paths = [f"/apis/source.toolkit.fluxcd.io/v1/namespaces/flux-system/{PLURAL_OF[k]}/{n}" for k, n in sources]
+    return Scenario(function, {"name": "apps", "namespace": "flux-system"},
+                    [flux_object(kind, **spec), *(flux_source(k, n) for k, n in sources)],
+                    [("PATCH", path, MERGE)], check,
+                    controllers=tuple(flux_controller(k) for k in dict.fromkeys([kind, *(k for k, _ in sources)])),
+                    opted_writes={FLUX_WITH_SOURCE: [("PATCH", p, MERGE) for p in [*source_paths, path]]})
 
 
 def _pod_restart_check(fake: FakeKube, writes: list[Request]) -> None:
@@ -111,10 +120,14 @@ DB_POD = {"kind": "Pod", "metadata": {"name": "db-0", "namespace": "shop", "labe
           "status": {"phase": "Running"}}
 REPORTED_POD = crashing_pod("worker-5d8", service="worker")  # not pod-restart's: the e2e test runs both at once
 
+KUSTOMIZATION = ("Kustomization", "kustomize.toolkit.fluxcd.io", "v1", "kustomizations")
+HELMRELEASE = ("HelmRelease", "helm.toolkit.fluxcd.io", "v2", "helmreleases")
+
 SCENARIOS = {
-    "flux-reconcile-kustomization": _flux("Kustomization", "kustomize.toolkit.fluxcd.io", "v1", "kustomizations"),
+    "flux-reconcile-kustomization": _flux(*KUSTOMIZATION, (("GitRepository", "flux-system"),)),
     "flux-reconcile-gitrepository": _flux("GitRepository", "source.toolkit.fluxcd.io", "v1", "gitrepositories"),
-    "flux-reconcile-helmrelease": _flux("HelmRelease", "helm.toolkit.fluxcd.io", "v2", "helmreleases"),
+    # the HelmChart helm-controller made of the chart template, after its HelmRepository
+    "flux-reconcile-helmrelease": _flux(*HELMRELEASE, (("HelmRepository", "podinfo"), ("HelmChart", "flux-system-apps"))),
     "pod-restart": Scenario("pod-restart", {"pod": "api-7f9", "namespace": "shop"}, [POD],
                             [("DELETE", "/api/v1/namespaces/shop/pods/api-7f9", JSON)], _pod_restart_check),
     "pod-check-status": Scenario("pod-check-status", {"namespace": "shop", "service": "worker"},
@@ -164,5 +177,28 @@ def _rollout(kind: str, plural: str, name: str) -> Scenario:
 # deployment-rollout-restart's other kinds, named by the alert's `statefulset` / `daemonset` label.
 ROLLOUT_STATEFULSET = _rollout("StatefulSet", "statefulsets", "db")
 ROLLOUT_DAEMONSET = _rollout("DaemonSet", "daemonsets", "node-exporter")
+
+# flux's other sources (with AGENT_SRE_FUNCTIONS_FLUX_WITH_SOURCE): a Kustomization's OCIRepository
+# or Bucket; a HelmRelease's chart from a GitRepository or a Bucket, or its chartRef's OCIRepository.
+def _chart_from(kind: str, name: str) -> dict:
+    return {"chart": {"spec": {"chart": "./charts/podinfo", "sourceRef": {"kind": kind, "name": name}}}}
+
+
+def _helm_chart_from(kind: str, name: str) -> Scenario:
+    scenario = _flux(*HELMRELEASE, ((kind, name), ("HelmChart", "flux-system-apps")), **_chart_from(kind, name))
+    scenario.objects[-1]["spec"]["sourceRef"] = {"kind": kind, "name": name}  # the HelmChart's own source
+    return scenario
+
+
+FLUX_SOURCE_PATHS = {
+    "kustomization-oci": _flux(*KUSTOMIZATION, (("OCIRepository", "podinfo"),), path="./",
+                               sourceRef={"kind": "OCIRepository", "name": "podinfo"}),
+    "kustomization-bucket": _flux(*KUSTOMIZATION, (("Bucket", "fleet"),), path="./apps",
+                                  sourceRef={"kind": "Bucket", "name": "fleet"}),
+    "helmrelease-git-chart": _helm_chart_from("GitRepository", "flux-system"),
+    "helmrelease-bucket-chart": _helm_chart_from("Bucket", "fleet"),
+    "helmrelease-chartref-oci": _flux(*HELMRELEASE, (("OCIRepository", "podinfo"),),
+                                      chartRef={"kind": "OCIRepository", "name": "podinfo"}),
+}
 EXTRA_PATHS = {"scale-pod-hpa": SCALE_WITH_HPA, "rollout-statefulset": ROLLOUT_STATEFULSET,
-               "rollout-daemonset": ROLLOUT_DAEMONSET}
+               "rollout-daemonset": ROLLOUT_DAEMONSET, **FLUX_SOURCE_PATHS}

@@ -18,5 +18,9 @@ RESOURCES: dict[str, tuple[str, str, str, bool, tuple[str, ...]]] = {
     "certificates": ("cert-manager.io", "v1", "Certificate", True, ("status",)),
     "kustomizations": ("kustomize.toolkit.fluxcd.io", "v1", "Kustomization", True, ("status",)),
     "gitrepositories": ("source.toolkit.fluxcd.io", "v1", "GitRepository", True, ("status",)),
+    "ocirepositories": ("source.toolkit.fluxcd.io", "v1", "OCIRepository", True, ("status",)),
+    "buckets": ("source.toolkit.fluxcd.io", "v1", "Bucket", True, ("status",)),
+    "helmrepositories": ("source.toolkit.fluxcd.io", "v1", "HelmRepository", True, ("status",)),
+    "helmcharts": ("source.toolkit.fluxcd.io", "v1", "HelmChart", True, ("status",)),
     "helmreleases": ("helm.toolkit.fluxcd.io", "v2", "HelmRelease", True, ("status",)),
 }

@@ -11,7 +11,14 @@ import re
 import pytest
 
 from agent_sre.functions.manifests import account, render, render_component
-from agent_sre.functions.permissions import OPT_INS, PERMISSIONS, component_of, env_of
+from agent_sre.functions.permissions import (
+    FLUX_WITH_SOURCE,
+    KUBELET_STATS,
+    OPT_INS,
+    PERMISSIONS,
+    component_of,
+    env_of,
+)
 from agent_sre.schemas.catalog import load_catalog
 from agent_sre.settings import Settings
 from tests.deploy_schemas import CUSTOM_RESOURCES
@@ -194,7 +201,9 @@ def test_a_component_adds_exactly_its_rules_and_turns_its_setting_on(overlay, op
         added = [rule.as_manifest() for rule in permissions.opted(opt_in)]
         assert _rules(enabled, function) == _rules(default, function) + added, function
         assert _env(enabled, function) == {**_env(default, function), **({env_of(opt_in): "true"} if added else {})}
-    assert any("nodes/proxy" in rule["resources"] for rule in _rules(enabled, "check-pvc-status"))
+    function, resource = {KUBELET_STATS: ("check-pvc-status", "nodes/proxy"),
+                          FLUX_WITH_SOURCE: ("flux-reconcile-helmrelease", "helmcharts")}[opt_in]
+    assert any(resource in rule["resources"] for rule in _rules(enabled, function))
 
 
 def test_the_functions_alerts_read_only_what_the_functions_export():

@@ -95,7 +95,7 @@ async def test_the_rendered_role_is_enough(tmp_path, name, mode):
     for scenario in PATHS[name]:
         status, fake = await _run(tmp_path, scenario, grants(name, mode), mode)
         assert status is Status.SUCCEEDED, [(r.method, r.path) for r in fake.requests]
-        assert [r.method for r in fake.writes] == [w[0] for w in scenario.writes]
+        assert [(r.method, r.path) for r in fake.writes] == [w[:2] for w in scenario.writes_with(MODES[mode])]
 
 
 @pytest.mark.parametrize(("name", "mode"), [(n, m) for n, m in CASES if grants(n, m)])

@@ -19,6 +19,7 @@ def test_lists_maps_and_secret_files(monkeypatch, tmp_path):
     (tmp_path / "token").write_text("t0ken\n")
     monkeypatch.setenv("AGENT_SRE_FUNCTIONS_HTTP_TOKEN_FILE", str(tmp_path / "token"))
     monkeypatch.setenv("AGENT_SRE_FUNCTIONS_KUBELET_STATS", "true")
+    monkeypatch.setenv("AGENT_SRE_FUNCTIONS_FLUX_WITH_SOURCE", "true")
 
     settings = Settings(_env_file=None)
 
@@ -28,7 +29,7 @@ def test_lists_maps_and_secret_files(monkeypatch, tmp_path):
     assert settings.node_cleanup_paths == ["/var/log", "/var/lib/containerd"]
     assert settings.result_key is not None and settings.result_key.get_secret_value() == "s3cret"
     assert settings.functions_http_token is not None and settings.functions_http_token.get_secret_value() == "t0ken"
-    assert settings.functions_kubelet_stats is True
+    assert settings.functions_kubelet_stats is True and settings.functions_flux_with_source is True
     assert "s3cret" not in repr(settings) and "t0ken" not in repr(settings)
 
 
@@ -49,6 +50,7 @@ def test_the_defaults_act_for_real_and_unsigned():
     assert settings.functions == [] and settings.functions_dry_run is False and settings.result_key is None
     assert settings.functions_max_replicas == 10
     assert settings.functions_kubelet_stats is False  # no kubelet access (nodes/proxy) unless asked for
+    assert settings.functions_flux_with_source is False  # no Flux source touched unless asked for
 
 
 def test_an_empty_key_is_no_key_for_the_worker_and_the_functions_alike(monkeypatch):

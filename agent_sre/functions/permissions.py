@@ -39,9 +39,13 @@ class Permissions(NamedTuple):
 
 
 KUBELET_STATS = "functions_kubelet_stats"  # AGENT_SRE_FUNCTIONS_KUBELET_STATS
+FLUX_WITH_SOURCE = "functions_flux_with_source"  # AGENT_SRE_FUNCTIONS_FLUX_WITH_SOURCE
 # Every opt-in setting a rule names, and what turning it on costs.
 OPT_INS = {KUBELET_STATS: "get nodes/proxy opens the whole kubelet API of every node, exec into any container "
-                          "included, and list pods reads every pod's spec (docs/THREAT_MODEL.md, threat 14)"}
+                          "included, and list pods reads every pod's spec (docs/THREAT_MODEL.md, threat 14)",
+           FLUX_WITH_SOURCE: "patch on every Flux source cluster-wide is not limited to the annotation: a stolen "
+                             "token could point a source at another repository, whose manifests Flux then applies "
+                             "(docs/THREAT_MODEL.md, threat 15)"}
 
 
 def env_of(opt_in: str) -> str:
@@ -53,14 +57,20 @@ def component_of(opt_in: str) -> str:
     return opt_in.removeprefix("functions_").replace("_", "-")
 
 
-def _flux(group: str, plural: str) -> Permissions:
-    return Permissions(cluster=(Rule(group, (plural,), ("get", "patch")),))
+def _flux(group: str, plural: str, *sources: str) -> Permissions:
+    """get/patch of the object, and (opt-in, `--with-source`) of the source kinds flux reconciles first."""
+    opted = (Rule("source.toolkit.fluxcd.io", sources, ("get", "patch"), FLUX_WITH_SOURCE),) if sources else ()
+    return Permissions(cluster=(Rule(group, (plural,), ("get", "patch")), *opted))
 
 
 PERMISSIONS: dict[str, Permissions] = {
-    "flux-reconcile-kustomization": _flux("kustomize.toolkit.fluxcd.io", "kustomizations"),
+    # The sources as flux.py's SOURCE_KINDS: a Kustomization's sourceRef; a HelmRelease's HelmChart
+    # (and the chart's own source) or its chartRef.
+    "flux-reconcile-kustomization": _flux("kustomize.toolkit.fluxcd.io", "kustomizations",
+                                          "gitrepositories", "ocirepositories", "buckets"),
     "flux-reconcile-gitrepository": _flux("source.toolkit.fluxcd.io", "gitrepositories"),
-    "flux-reconcile-helmrelease": _flux("helm.toolkit.fluxcd.io", "helmreleases"),
+    "flux-reconcile-helmrelease": _flux("helm.toolkit.fluxcd.io", "helmreleases", "helmcharts", "helmrepositories",
+                                        "gitrepositories", "buckets", "ocirepositories"),
     "pod-restart": Permissions(cluster=(Rule("", ("pods",), ("get", "delete")),)),
     "pod-check-status": Permissions(cluster=(Rule("", ("pods", "events"), ("list",)),
                                              Rule("metrics.k8s.io", ("pods",), ("list",)))),
