@@ -15,9 +15,10 @@ where no action could act, a human is the only answer; where one could (a homela
 wrong as often as not, and it abstains there. An action's own confidence does not read it: the
 chain asks the TRM to confirm other selectors' actions, and more than one action can fit an alert.
 
-The map is fitted on held-out real sources, never on the model's own training data: each fold model is scored on its fold's held-out lines
-(`answers.py`, `agent-sre trm calibrate --on FOLD=DIR`). A fold model takes its map from the other
-folds (`--cross`), so the benchmark stays honest; the shipped model takes it from all of them.
+The map is fitted on held-out real sources, never on the model's own training data: each fold
+model is scored on its fold's held-out lines (`answers.py`, `agent-sre trm calibrate --on
+FOLD=DIR`). A fold model takes its map from the other folds (`--cross`), so the benchmark stays
+honest; the shipped model takes it from all of them.
 The draws differ from the benchmark's: another seed and the training value pools.
 """
 

@@ -1,8 +1,9 @@
 """Alerts in, decisions out: encode, run the recursion with early halting, copy the parameters.
 
 Confidence. For a name the model trained on, the halting head's probability (its temperature
-fitted on val), as long as the alert is as familiar as training's own alerts: its sentence
-embedding as near to a trained name's as 95% of val's (`familiar_floor`). For any other alert,
+fitted on val), as long as the alert is as familiar as training's own alerts (its sentence
+embedding as near to a trained name's as 95% of val's: `familiar_floor`) and the answer is one
+training gave that name (`trained_answers`). For any other alert,
 the novelty map fitted on held-out real sources (`novelty.py`), when the model directory has one:
 an unfamiliar project's alert gets the confidence such alerts earned there, so a sure-sounding but
 unproven answer falls below the chain's threshold and the next selector is asked. A known name
