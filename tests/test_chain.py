@@ -323,3 +323,43 @@ async def test_the_next_selector_prepares_while_the_current_one_answers() -> Non
     assert events == ["second prepares KubePodCrashLooping", "first answered", "second asked"]
     assert decision.method == "second"
     assert (await chain_of(First(), Broken()).decide(ALERT)).method == "broken"
+
+
+async def test_a_decision_drops_the_preparations_it_no_longer_needs() -> None:
+    # Given a first selector that decides at once, and a second whose preparation is slow work
+    events: list[str] = []
+
+    class Instant:
+        name = "instant"
+
+        async def select(self, alert: Alert) -> Proposal | None:
+            return GOOD
+
+    class Slow:
+        name = "slow"
+
+        async def prepare(self, alert: Alert) -> None:
+            events.append("preparing")
+            await asyncio.sleep(0.05)
+            events.append("prepared")
+
+        async def select(self, alert: Alert) -> Proposal | None:
+            return GOOD
+
+    chain = chain_of(Instant(), Slow())
+    decisions = [await chain.decide(ALERT) for _ in range(3)]
+    await asyncio.sleep(0.1)
+    # Then nothing was prepared for a selector the chain never asked: a known alert's embedding,
+    # queued behind others on the side thread, held up the never-seen alerts that came next
+    assert [d.method for d in decisions] == ["instant"] * 3
+    assert events == [] and not chain._preparing
+    # and a preparation the decision did need still runs to its end
+    class Slower(Instant):
+        name = "slower"
+
+        async def select(self, alert: Alert) -> Proposal | None:
+            await asyncio.sleep(0.1)
+            return None
+
+    assert (await chain_of(Slower(), Slow()).decide(ALERT)).method == "slow"
+    assert events == ["preparing", "prepared"]

@@ -32,7 +32,7 @@ class TRMSelector:
     default_threshold = 0.93
 
     def __init__(
-        self, catalog: Catalog, model_dir: Path | None = None, max_batch: int = 32, window_s: float = 0.002,
+        self, catalog: Catalog, model_dir: Path | None = None, max_batch: int = 32, window_s: float = 0.0,
         admissible: Admissible | None = None,
     ) -> None:
         self.catalog, self.model_dir = catalog, model_dir
