@@ -113,11 +113,16 @@ async def test_every_function_end_to_end(start_worker, amqp_connection, tmp_path
         assert dead.headers[REASON] == "forged_result"
         assert len(results()) == len(SCENARIOS)
     finally:
-        process.terminate()
-        process.wait(timeout=20)
-        cleanup = await amqp_connection.channel()
-        await cleanup.queue_delete(queue)
-        await fake.close()
+        await _stop(process, amqp_connection, queue, fake)
+
+
+async def _stop(process, amqp_connection, queue: str, fake: FakeKube) -> None:
+    """Stop `functions consume`, delete its queue and close the fake API."""
+    process.terminate()
+    process.wait(timeout=20)
+    cleanup = await amqp_connection.channel()
+    await cleanup.queue_delete(queue)
+    await fake.close()
 
 
 async def _forged_result(channel: aio_pika.abc.AbstractChannel, settings: Settings) -> None:
@@ -160,11 +165,7 @@ async def test_a_trigger_published_twice_acts_once_and_answers_once(broker_setti
         assert result.headers["traceparent"] == trigger.headers["traceparent"]
         assert orjson.loads(result.body)["status"] == "succeeded"
     finally:
-        process.terminate()
-        process.wait(timeout=20)
-        cleanup = await amqp_connection.channel()
-        await cleanup.queue_delete(queue)
-        await fake.close()
+        await _stop(process, amqp_connection, queue, fake)
 
 
 def _trigger_message() -> aio_pika.Message:

@@ -38,16 +38,22 @@ def _shape(value):
     return "" if isinstance(value, str) else value
 
 
-async def test_rollout_restart_sends_what_kubectl_rollout_restart_sends(fake, tmp_path):
-    fake.add(deployment())
-    await _kubectl(fake, tmp_path, "rollout", "restart", "deployment/api", "-n", "shop")
+async def _theirs_and_ours(fake, tmp_path, make, kubectl: tuple[str, ...], function: str, labels: dict[str, str]):
+    """The one write kubectl sends for `kubectl` and the one our `function` sends, each on a fresh `make()`."""
+    fake.add(make())
+    await _kubectl(fake, tmp_path, *kubectl)
     [theirs] = fake.writes
     fake.requests.clear()
-    fake.add(deployment())
-
+    fake.add(make())
     runner = await runner_for(fake, tmp_path)
-    await runner.run(trigger_for("deployment-rollout-restart", {"deployment": "api", "namespace": "shop"}))
+    await runner.run(trigger_for(function, labels))
     [ours] = fake.writes
+    return theirs, ours
+
+
+async def test_rollout_restart_sends_what_kubectl_rollout_restart_sends(fake, tmp_path):
+    theirs, ours = await _theirs_and_ours(fake, tmp_path, deployment, ("rollout", "restart", "deployment/api", "-n", "shop"),
+                                          "deployment-rollout-restart", {"deployment": "api", "namespace": "shop"})
 
     assert (ours.method, ours.path, ours.content_type) == (theirs.method, theirs.path, theirs.content_type)
     assert _shape(ours.body) == _shape(theirs.body)
@@ -55,15 +61,8 @@ async def test_rollout_restart_sends_what_kubectl_rollout_restart_sends(fake, tm
 
 
 async def test_pod_delete_is_kubectls_delete_plus_the_uid_precondition(fake, tmp_path):
-    fake.add(crashing_pod())
-    await _kubectl(fake, tmp_path, "delete", "pod", "api-7f9", "-n", "shop", "--wait=false")
-    [theirs] = fake.writes
-    fake.requests.clear()
-    fake.add(crashing_pod())
-
-    runner = await runner_for(fake, tmp_path)
-    await runner.run(trigger_for("pod-restart", {"pod": "api-7f9", "namespace": "shop"}))
-    [ours] = fake.writes
+    theirs, ours = await _theirs_and_ours(fake, tmp_path, crashing_pod, ("delete", "pod", "api-7f9", "-n", "shop", "--wait=false"),
+                                          "pod-restart", {"pod": "api-7f9", "namespace": "shop"})
 
     assert (ours.method, ours.path) == (theirs.method, theirs.path)
     assert theirs.body["propagationPolicy"] == ours.body["propagationPolicy"] == "Background"

@@ -21,7 +21,7 @@ def held_out_answers(
     `admissible` is the gates' (`Gates.admissible`), as the selector will have it."""
     rows: list[dict[str, float]] = []
     right: list[bool] = []
-    predictor = Predictor.load(catalog, directory, novelty=False, admissible=admissible)
+    predictor = Predictor.load(catalog, directory, novelty=False)  # no map, so it asks the gates nothing
     _, test = held_out(load_real_alerts(), fold)
     examples = real_examples(test, per_alert, CALIBRATION_SEED, pools="train")
     for example, prediction in zip(examples, predictor.predict([e.alert for e in examples])):
